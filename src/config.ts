@@ -1,0 +1,226 @@
+// One validated Config from flags, environment (XEP207_*) and a JSON file, in that order of precedence.
+// Every option is declared once in OPTIONS: its flag, its environment variable, its JSON key, its
+// default and how to read it; the CLI help, the README table and validation all come from it.
+import { readFileSync } from 'node:fs';
+
+export type UpstreamTlsMode = 'require' | 'prefer' | 'off';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  listen: Endpoint;
+  upstream: Endpoint & { tls: boolean };
+  upstreamTls: UpstreamTlsMode;
+  upstreamCa?: string;
+  upstreamInsecure: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  requireTls: boolean;
+  maxStanzaSize: number;
+  maxDepth: number;
+  negotiationTimeout: number;
+  connectTimeout: number;
+  requestTimeout: number;
+  logLevel: LogLevel;
+  logPretty: boolean;
+}
+
+/** A bad value: the CLI prints `error: <flag>: <reason>` and exits 2. */
+export class ConfigError extends Error {
+  constructor(
+    readonly flag: string,
+    reason: string,
+  ) {
+    super(`${flag}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+interface OptionSpec {
+  key: keyof RawConfig;
+  flag: string;
+  /** argument name in --help; absent for a boolean switch */
+  arg?: string;
+  description: string;
+  default?: string | boolean;
+}
+
+/** What the three sources give, before validation: strings and booleans. */
+export interface RawConfig {
+  listen?: string;
+  upstream?: string;
+  upstreamTls?: string;
+  upstreamCa?: string;
+  upstreamInsecure?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  requireTls?: boolean;
+  maxStanzaSize?: string;
+  maxDepth?: string;
+  negotiationTimeout?: string;
+  connectTimeout?: string;
+  requestTimeout?: string;
+  logLevel?: string;
+  logPretty?: boolean;
+}
+
+export const OPTIONS: OptionSpec[] = [
+  { key: 'listen', flag: '--listen', arg: '[host:]port', description: 'where clients connect (c2s, RFC 6120)', default: '5222' },
+  { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS) or tls://host:port (direct TLS); required' },
+  { key: 'upstreamTls', flag: '--upstream-tls', arg: 'mode', description: 'STARTTLS to a tcp:// backend: require, prefer (when offered) or off', default: 'prefer' },
+  { key: 'upstreamCa', flag: '--upstream-ca', arg: 'file', description: "PEM file of CA certificates to verify the backend's certificate (default: the system's)" },
+  { key: 'upstreamInsecure', flag: '--upstream-insecure', description: "do not verify the backend's certificate (self-signed test backends only)", default: false },
+  { key: 'tlsCert', flag: '--tls-cert', arg: 'file', description: 'PEM certificate (chain) the proxy offers clients with STARTTLS; without it the client leg is plaintext' },
+  { key: 'tlsKey', flag: '--tls-key', arg: 'file', description: 'PEM private key for --tls-cert' },
+  { key: 'requireTls', flag: '--require-tls', description: 'clients must use STARTTLS before anything else (needs --tls-cert)', default: false },
+  { key: 'maxStanzaSize', flag: '--max-stanza-size', arg: 'bytes', description: 'largest top-level element a client may send (policy-violation above)', default: '262144' },
+  { key: 'maxDepth', flag: '--max-depth', arg: 'n', description: 'deepest element nesting in a client stanza (policy-violation above)', default: '64' },
+  { key: 'negotiationTimeout', flag: '--negotiation-timeout', arg: 'seconds', description: 'time from connect to resource binding (connection-timeout after)', default: '60' },
+  { key: 'connectTimeout', flag: '--connect-timeout', arg: 'seconds', description: 'time to reach the backend and open its stream (remote-connection-failed after)', default: '10' },
+  { key: 'requestTimeout', flag: '--request-timeout', arg: 'seconds', description: "time the backend has to answer the proxy's own requests", default: '15' },
+  { key: 'logLevel', flag: '--log-level', arg: 'level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
+  { key: 'logPretty', flag: '--log-pretty', description: 'human-readable logs instead of JSON lines', default: false },
+];
+
+/** XEP207_LISTEN, XEP207_UPSTREAM_TLS, ... */
+export function envName(spec: OptionSpec): string {
+  return 'XEP207_' + spec.flag.slice(2).replace(/-/g, '_').toUpperCase();
+}
+
+const BOOL_TRUE = new Set(['1', 'true', 'yes', 'on']);
+const BOOL_FALSE = new Set(['0', 'false', 'no', 'off', '']);
+
+/** Options from the environment (only the XEP207_* variables that are set). */
+export function fromEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const raw: Record<string, string | boolean> = {};
+  for (const spec of OPTIONS) {
+    const v = env[envName(spec)];
+    if (v === undefined) continue;
+    if (spec.arg) raw[spec.key] = v;
+    else {
+      const lv = v.toLowerCase();
+      if (BOOL_TRUE.has(lv)) raw[spec.key] = true;
+      else if (BOOL_FALSE.has(lv)) raw[spec.key] = false;
+      else throw new ConfigError(envName(spec), `expected true or false, got '${v}'`);
+    }
+  }
+  return raw as RawConfig;
+}
+
+/** Options from a JSON file: keys are the camelCase names (listen, upstream, upstreamTls, ...). */
+export function fromFile(path: string): RawConfig {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError('--config', `${path} must hold a JSON object`);
+  const raw: Record<string, string | boolean> = {};
+  for (const [k, v] of Object.entries(data)) {
+    const spec = OPTIONS.find((o) => o.key === k);
+    if (!spec) throw new ConfigError('--config', `unknown key '${k}' in ${path}`);
+    if (spec.arg) {
+      if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError('--config', `'${k}' must be a string or number`);
+      raw[k] = String(v);
+    } else {
+      if (typeof v !== 'boolean') throw new ConfigError('--config', `'${k}' must be true or false`);
+      raw[k] = v;
+    }
+  }
+  return raw as RawConfig;
+}
+
+function positiveInt(flag: string, v: string, max = 2 ** 31 - 1): number {
+  if (!/^[0-9]+$/.test(v.trim())) throw new ConfigError(flag, `expected a positive integer, got '${v}'`);
+  const n = Number(v);
+  if (n < 1 || n > max) throw new ConfigError(flag, `must be between 1 and ${max}, got ${n}`);
+  return n;
+}
+
+function seconds(flag: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 86400) throw new ConfigError(flag, `expected seconds (0 < s <= 86400), got '${v}'`);
+  return Math.round(n * 1000);
+}
+
+export function parseListen(v: string, flag = '--listen'): Endpoint {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)|([0-9a-fA-F:]+:[0-9a-fA-F:]*)):([0-9]+)$/.exec(v) ?? /^()()()([0-9]+)$/.exec(v);
+  if (!m) throw new ConfigError(flag, `expected [host:]port, got '${v}'`);
+  const port = Number(m[4]);
+  if (port > 65535) throw new ConfigError(flag, `port out of range: ${port}`);
+  return { host: m[1] || m[2] || m[3] || '::', port };
+}
+
+export function parseUpstream(v: string): Endpoint & { tls: boolean } {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError('--upstream', `expected tcp://host:port or tls://host:port, got '${v}'`);
+  }
+  if (url.protocol !== 'tcp:' && url.protocol !== 'tls:') throw new ConfigError('--upstream', `unsupported scheme '${url.protocol}' (use tcp:// or tls://)`);
+  if (!url.hostname) throw new ConfigError('--upstream', 'missing host');
+  if (url.pathname && url.pathname !== '/' && url.pathname !== '') throw new ConfigError('--upstream', `unexpected path '${url.pathname}'`);
+  const port = url.port ? Number(url.port) : url.protocol === 'tls:' ? 5223 : 5222;
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port, tls: url.protocol === 'tls:' };
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Merge the sources (flags over env over file over defaults) and validate into a Config. */
+export function resolveConfig(...sources: RawConfig[]): Config {
+  const merged: RawConfig = {};
+  for (const spec of OPTIONS) if (spec.default !== undefined) (merged as Record<string, unknown>)[spec.key] = spec.default;
+  for (const src of sources.slice().reverse()) {
+    for (const [k, v] of Object.entries(src)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+  }
+  if (!merged.upstream) throw new ConfigError('--upstream', 'required (e.g. --upstream tcp://127.0.0.1:5222)');
+  const tlsMode = merged.upstreamTls!;
+  if (tlsMode !== 'require' && tlsMode !== 'prefer' && tlsMode !== 'off') throw new ConfigError('--upstream-tls', `expected require, prefer or off, got '${tlsMode}'`);
+  const logLevel = merged.logLevel!;
+  if (!LEVELS.has(logLevel)) throw new ConfigError('--log-level', `expected one of ${[...LEVELS].join(', ')}, got '${logLevel}'`);
+  if (Boolean(merged.tlsCert) !== Boolean(merged.tlsKey)) {
+    throw new ConfigError(merged.tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
+  }
+  if (merged.requireTls && !merged.tlsCert) throw new ConfigError('--require-tls', 'needs --tls-cert and --tls-key');
+  for (const [flag, file] of [['--tls-cert', merged.tlsCert], ['--tls-key', merged.tlsKey], ['--upstream-ca', merged.upstreamCa]] as const) {
+    if (file === undefined) continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const upstream = parseUpstream(merged.upstream);
+  if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', "'off' contradicts a tls:// upstream");
+  const config: Config = {
+    listen: parseListen(merged.listen!),
+    upstream,
+    upstreamTls: tlsMode,
+    upstreamInsecure: Boolean(merged.upstreamInsecure),
+    requireTls: Boolean(merged.requireTls),
+    maxStanzaSize: positiveInt('--max-stanza-size', merged.maxStanzaSize!, 64 * 1024 * 1024),
+    maxDepth: positiveInt('--max-depth', merged.maxDepth!, 1000),
+    negotiationTimeout: seconds('--negotiation-timeout', merged.negotiationTimeout!),
+    connectTimeout: seconds('--connect-timeout', merged.connectTimeout!),
+    requestTimeout: seconds('--request-timeout', merged.requestTimeout!),
+    logLevel: logLevel as LogLevel,
+    logPretty: Boolean(merged.logPretty),
+  };
+  if (merged.upstreamCa) config.upstreamCa = merged.upstreamCa;
+  if (merged.tlsCert) config.tlsCert = merged.tlsCert;
+  if (merged.tlsKey) config.tlsKey = merged.tlsKey;
+  return config;
+}
+
+/** A Config for programmatic use (tests, embedding) with defaults filled in. */
+export function makeConfig(partial: Partial<Config> & Pick<Config, 'upstream'>): Config {
+  const defaults = resolveConfig({ upstream: 'tcp://127.0.0.1:5222' });
+  return { ...defaults, ...partial };
+}

@@ -1,0 +1,46 @@
+// The contract between the session and the rules. A rule is plain code over stanzas: it sees each
+// stanza of a direction in order and either claims it (returns true: nothing else sees it, nothing is
+// forwarded) or lets it go on (returns false/undefined: the next rule, and finally pass-through, get
+// it). It talks to the world only through its RuleContext, so the fixture tests run the same code
+// with a context that records what was sent.
+import type { Element } from 'ltx';
+import type { Logger } from 'pino';
+import type { Stanza } from '../stream/stanza.js';
+import type { JID } from '../xmpp/jid.js';
+
+export type Verdict = boolean | void;
+
+export interface Rule {
+  /** short name, for logs */
+  readonly name: string;
+  /** a stanza from the client, after resource binding */
+  fromClient?(stanza: Stanza, ctx: RuleContext): Verdict | Promise<Verdict>;
+  /** a stanza from the backend, after resource binding */
+  fromBackend?(stanza: Stanza, ctx: RuleContext): Verdict | Promise<Verdict>;
+  /** the session is bound (before any client stanza goes through the rules) */
+  onBound?(ctx: RuleContext): void | Promise<void>;
+  /** the client is gone or closing; the backend leg is still open until every onClose has finished */
+  onClose?(ctx: RuleContext): void | Promise<void>;
+}
+
+export interface RuleContext {
+  /** the bound full JID, as the backend assigned it */
+  readonly jid: JID;
+  /** the user's domain (the stream's `to`) */
+  readonly domain: string;
+  /** session id, for logs and correlation */
+  readonly sessionId: string;
+  readonly log: Logger;
+  /** per-session state of each rule, keyed by rule name */
+  readonly state: Map<string, unknown>;
+  /** send to the client (in order with everything else sent to it) */
+  toClient(el: Element): void;
+  /** send to the backend (in order with everything else sent to it) */
+  toBackend(el: Element): void;
+  /**
+   * Send an iq of the proxy's own to the backend and wait for its answer. The id is the proxy's
+   * (never one a client uses) and the answer never reaches the client. Resolves with the result iq;
+   * rejects with a StanzaError (the backend's error) or a StanzaError 'remote-server-timeout'.
+   */
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
+}

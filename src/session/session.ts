@@ -1,0 +1,533 @@
+// One client and its backend leg: negotiation across the two (STARTTLS terminated here, SASL relayed
+// byte for byte, both streams restarted, bind relayed and the JID recorded), then the rule pipeline
+// in each direction, and the lifecycle (closes, errors, time-outs, shutdown).
+//
+// Phases of the client leg:
+//   header  -> waiting for the client's stream header (again after STARTTLS and after SASL success)
+//   preauth -> features sent; STARTTLS or SASL expected
+//   sasl    -> an exchange is running: challenges/responses are relayed
+//   authed  -> authenticated stream; bind (and session) iqs relayed, the bound JID recorded
+//   bound   -> every stanza goes through the rule lanes
+//   closed
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import type { Element } from 'ltx';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { XmlStream } from '../stream/connection.js';
+import { StreamError, type StreamErrorCondition } from '../stream/errors.js';
+import type { Stanza } from '../stream/stanza.js';
+import type { Rule, RuleContext } from '../rules/types.js';
+import { parseJid, isDomain, type JID } from '../xmpp/jid.js';
+import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from '../xmpp/ns.js';
+import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
+import { BackendLeg, BackendUnavailable, streamHeader, type LegEnd } from './backend-leg.js';
+import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
+import { Lane } from './pipeline.js';
+import { IqTracker } from './tracker.js';
+
+type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
+
+export interface SessionDeps {
+  config: Config;
+  rules: readonly Rule[];
+  log: Logger;
+  /** server-side TLS for the client leg (absent: plaintext only) */
+  secureContext?: tls.SecureContext;
+  /** CA for the backend's certificate */
+  upstreamCa?: Buffer;
+  /** called once when the session is completely gone */
+  onGone?(session: Session): void;
+}
+
+/** Time the rules' onClose hooks get to finish (e.g. publish "unavailable") before the backend leg closes. */
+const CLOSE_HOOKS_MS = 5000;
+
+export class Session {
+  readonly id = randomBytes(6).toString('base64url');
+  log: Logger;
+  private readonly client: XmlStream;
+  private backend: BackendLeg | undefined;
+  private backendReady: Promise<Element> | undefined;
+  private phase: Phase = 'header';
+  private domain = '';
+  private lang = 'en';
+  private clientSecure = false;
+  private authenticated = false;
+  private mechanisms: string[] = [];
+  private bindId: string | undefined;
+  private jidValue: JID | undefined;
+  /** client stanzas that arrived while the bind answer was pending: they wait for the lanes */
+  private early: Stanza[] = [];
+  private toBackendLane: Lane | undefined;
+  private toClientLane: Lane | undefined;
+  private ctx: RuleContext | undefined;
+  private readonly tracker: IqTracker;
+  private negotiationTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private gone = false;
+  private clientGone = false;
+  private backendGone = false;
+  /** reasons the client socket is paused (a lane busy, the backend not draining) */
+  private clientPause = new Set<string>();
+  private backendPause = new Set<string>();
+
+  constructor(
+    socket: Socket,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.log.child({ sid: this.id });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.client = new XmlStream(socket, {
+      onStreamStart: (_name, attrs) => this.onClientHeader(attrs),
+      onElement: (s) => this.onClientElement(s),
+      onStreamEnd: () => this.onClientStreamEnd(),
+      onWhitespace: () => {
+        if (this.phase === 'bound') this.backend?.sendRaw(' '); // keepalives keep the backend leg alive too
+      },
+      onViolation: (err) => this.clientViolation(err),
+      onClose: (err) => this.onClientClosed(err),
+      onBackpressure: (full) => this.setPause(this.backendPause, 'client-full', full, () => this.backend?.stream),
+    }, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
+    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
+    this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
+    this.negotiationTimer.unref();
+    this.log.info({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'client connected');
+  }
+
+  get jid(): JID | undefined {
+    return this.jidValue;
+  }
+
+  get isBound(): boolean {
+    return this.phase === 'bound';
+  }
+
+  // ---- the client's stream header ------------------------------------------------------------
+
+  private ourHeader(): string {
+    return streamHeader({ id: randomBytes(9).toString('base64url'), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang });
+  }
+
+  private onClientHeader(attrs: Record<string, string>): void {
+    if (this.phase !== 'header') throw new StreamError('not-well-formed', 'unexpected stream header');
+    const to = attrs.to;
+    if (attrs['xml:lang']) this.lang = attrs['xml:lang'];
+    if (attrs.xmlns !== NS_CLIENT) {
+      this.domain ||= to && isDomain(to) ? to.toLowerCase() : '';
+      throw new StreamError('invalid-namespace', `the content namespace must be ${NS_CLIENT}`);
+    }
+    if (!to || !isDomain(to)) throw new StreamError('host-unknown', 'the stream header needs the domain in its to attribute');
+    const domain = to.toLowerCase();
+    if (this.domain && domain !== this.domain) throw new StreamError('host-unknown', `the stream was opened for ${this.domain}`);
+    this.domain = domain;
+    const version = attrs.version ?? '0.0';
+    if (!/^[0-9]+\.[0-9]+$/.test(version) || Number(version.split('.')[0]) < 1) {
+      throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
+    }
+    this.client.sendRaw(this.ourHeader());
+    this.headerSent = true;
+    if (this.authenticated) {
+      this.phase = 'authed';
+      void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f));
+    } else {
+      this.phase = 'preauth';
+      if (!this.backend) this.backendReady = this.openBackend();
+      const offerStartTls = Boolean(this.deps.secureContext) && !this.clientSecure;
+      void this.sendFeatures(this.backendReady!, (f) => {
+        this.mechanisms = mechanismsOf(f);
+        return preAuthFeatures(f, { offerStartTls, requireTls: offerStartTls && this.deps.config.requireTls });
+      });
+    }
+  }
+
+  private headerSent = false;
+
+  private async sendFeatures(ready: Promise<Element>, make: (f: Element) => Element): Promise<void> {
+    let features: Element;
+    try {
+      features = await ready;
+    } catch (err) {
+      this.backendFailed(err);
+      return;
+    }
+    if (this.phase === 'closed') return;
+    this.client.send(make(features));
+  }
+
+  private openBackend(): Promise<Element> {
+    this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, {
+      onElement: (s) => this.onBackendElement(s),
+      onEnd: (end) => this.onBackendEnd(end),
+      onGone: () => {
+        this.backendGone = true;
+        this.checkGone();
+      },
+      onBackpressure: (full) => this.setPause(this.clientPause, 'backend-full', full, () => this.client),
+    }, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : {});
+    const ready = this.backend.open();
+    ready.then(
+      () => this.log.info({ secure: this.backend?.secure, backendStream: this.backend?.streamId }, 'backend stream open'),
+      () => undefined,
+    );
+    return ready;
+  }
+
+  private backendFailed(err: unknown): void {
+    if (this.phase === 'closed') return;
+    if (err instanceof BackendUnavailable) {
+      this.log.warn({ reason: err.message }, 'backend unavailable');
+      this.streamError(err.condition, err.condition === 'remote-connection-failed' ? 'the backend is unavailable' : err.message);
+    } else {
+      this.log.error({ err }, 'backend negotiation failed');
+      this.streamError('internal-server-error');
+    }
+  }
+
+  // ---- elements from the client --------------------------------------------------------------
+
+  private onClientElement(s: Stanza): void {
+    switch (this.phase) {
+      case 'bound':
+        if (s.isStanza) this.toBackendLane!.push(s);
+        else this.clientNonza(s);
+        return;
+      case 'preauth':
+        return this.preauthElement(s);
+      case 'sasl':
+        return this.saslElement(s);
+      case 'authed':
+        return this.authedElement(s);
+      default:
+        throw new StreamError('not-authorized', 'unexpected element during negotiation');
+    }
+  }
+
+  private preauthElement(s: Stanza): void {
+    if (s.name === 'starttls' && s.attrs.xmlns === NS_TLS) {
+      if (!this.deps.secureContext || this.clientSecure) {
+        this.client.sendRaw(`<failure xmlns='${NS_TLS}'/>`);
+        this.client.close();
+        return;
+      }
+      this.client.sendRaw(`<proceed xmlns='${NS_TLS}'/>`);
+      this.phase = 'header';
+      this.client.upgrade((plain) => {
+        const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.secureContext! });
+        secure.once('secure', () => this.log.debug({ protocol: secure.getProtocol() }, 'client TLS established'));
+        return secure;
+      });
+      this.clientSecure = true;
+      return;
+    }
+    if (this.deps.config.requireTls && !this.clientSecure) {
+      if (s.name === 'auth' && s.attrs.xmlns === NS_SASL) {
+        this.client.sendRaw(`<failure xmlns='${NS_SASL}'><encryption-required/></failure>`);
+        return;
+      }
+      throw new StreamError('policy-violation', 'STARTTLS is required');
+    }
+    if (s.name === 'auth' && s.attrs.xmlns === NS_SASL) {
+      const mech = s.attrs.mechanism ?? '';
+      if (!this.mechanisms.includes(mech)) {
+        this.client.sendRaw(`<failure xmlns='${NS_SASL}'><invalid-mechanism/></failure>`);
+        return;
+      }
+      this.log.debug({ mechanism: mech }, 'SASL started');
+      this.saslMechanism = mech;
+      this.phase = 'sasl';
+      this.backend!.sendRaw(s.raw);
+      return;
+    }
+    throw new StreamError('not-authorized', `<${s.name}/> before authentication`);
+  }
+
+  private saslMechanism = '';
+
+  private saslElement(s: Stanza): void {
+    if ((s.name === 'response' || s.name === 'abort') && s.attrs.xmlns === NS_SASL) {
+      this.backend!.sendRaw(s.raw);
+      return;
+    }
+    throw new StreamError('not-authorized', `<${s.name}/> during SASL`);
+  }
+
+  private authedElement(s: Stanza): void {
+    if (this.bindId !== undefined) {
+      this.early.push(s); // wait for the bind answer, then go through the rules
+      return;
+    }
+    if (s.name === 'iq' && s.childIs('bind', NS_BIND) && s.attrs.type === 'set') {
+      this.bindId = s.attrs.id ?? '';
+    }
+    if (s.isStanza) this.backend!.sendRaw(s.raw);
+    else this.clientNonza(s);
+  }
+
+  /** Top-level elements that are not stanzas, once authenticated. */
+  private clientNonza(s: Stanza): void {
+    const ns = s.attrs.xmlns;
+    if (ns === NS_SM3 || ns === NS_SM2) {
+      // not offered (features.ts): answer locally so the backend never starts counting our stanzas
+      if (s.name === 'enable') this.client.sendRaw(`<failed xmlns='${ns}'><unexpected-request xmlns='${NS_STANZAS}'/></failed>`);
+      return;
+    }
+    this.backend?.sendRaw(s.raw); // e.g. client state indication
+  }
+
+  private onClientStreamEnd(): void {
+    this.log.info('client closed its stream');
+    void this.shutdownBoth();
+  }
+
+  private clientViolation(err: StreamError): void {
+    this.log.info({ condition: err.condition, reason: err.text }, 'client stream error');
+    this.streamError(err.condition, err.text);
+  }
+
+  // ---- elements from the backend -------------------------------------------------------------
+
+  private onBackendElement(s: Stanza): void {
+    if (this.tracker.match(s)) return;
+    switch (this.phase) {
+      case 'bound':
+        this.toClientLane!.push(s);
+        return;
+      case 'sasl':
+        return this.saslResult(s);
+      case 'authed':
+      case 'header':
+        if (this.authenticated) return this.authedResult(s);
+        break;
+    }
+    this.log.debug({ name: s.name }, 'unexpected element from the backend during negotiation');
+  }
+
+  private saslResult(s: Stanza): void {
+    if (s.attrs.xmlns !== NS_SASL) return;
+    switch (s.name) {
+      case 'challenge':
+        this.client.sendRaw(s.raw);
+        return;
+      case 'failure':
+        this.log.info({ mechanism: this.saslMechanism, condition: s.childName }, 'authentication failed');
+        this.phase = 'preauth';
+        this.client.sendRaw(s.raw);
+        return;
+      case 'success':
+        this.log.info({ mechanism: this.saslMechanism }, 'authenticated');
+        this.authenticated = true;
+        this.phase = 'header';
+        this.client.sendRaw(s.raw);
+        this.client.restart();
+        this.backendReady = this.backend!.restart();
+        this.backendReady.catch(() => undefined); // handled where it is awaited
+        return;
+    }
+  }
+
+  private authedResult(s: Stanza): void {
+    if (this.bindId !== undefined && s.name === 'iq' && s.attrs.id === this.bindId && (s.attrs.type === 'result' || s.attrs.type === 'error')) {
+      this.bindId = undefined;
+      if (s.attrs.type === 'result') {
+        const jid = parseJid(s.el.getChild('bind', NS_BIND)?.getChildText('jid') ?? undefined);
+        if (jid && jid.resource) {
+          this.client.sendRaw(s.raw);
+          this.bound(jid);
+          return;
+        }
+        this.log.warn('bind result without a usable JID');
+      }
+      this.client.sendRaw(s.raw);
+      // bind failed: whatever the client sent meanwhile goes on as before binding
+      const early = this.early;
+      this.early = [];
+      for (const e of early) this.authedElement(e);
+      return;
+    }
+    this.client.sendRaw(s.raw);
+  }
+
+  // ---- bound: the rule pipeline --------------------------------------------------------------
+
+  private bound(jid: JID): void {
+    this.jidValue = jid;
+    this.phase = 'bound';
+    clearTimeout(this.negotiationTimer);
+    this.log = this.log.child({ jid: jid.toString() });
+    this.log.info('bound');
+    const rules = this.deps.rules;
+    const ctx = this.makeContext(jid);
+    this.ctx = ctx;
+    const fromClient = rules.filter((r) => r.fromClient).map((r) => (s: Stanza) => r.fromClient!(s, ctx));
+    const fromBackend = rules.filter((r) => r.fromBackend).map((r) => (s: Stanza) => r.fromBackend!(s, ctx));
+    this.toBackendLane = new Lane(fromClient, {
+      forward: (s) => this.backend?.sendRaw(s.raw),
+      failed: (s, err) => this.ruleFailed(s, err, 'client'),
+      pause: () => this.setPause(this.clientPause, 'lane', true, () => this.client),
+      resume: () => this.setPause(this.clientPause, 'lane', false, () => this.client),
+    }, this.log);
+    this.toClientLane = new Lane(fromBackend, {
+      forward: (s) => this.client.sendRaw(s.raw),
+      failed: (s, err) => this.ruleFailed(s, err, 'backend'),
+      pause: () => this.setPause(this.backendPause, 'lane', true, () => this.backend?.stream),
+      resume: () => this.setPause(this.backendPause, 'lane', false, () => this.backend?.stream),
+    }, this.log);
+    // stanzas the client sent before the bind answer wait until every onBound hook has run
+    const early = this.early;
+    this.early = [];
+    const hooks = rules.filter((r) => r.onBound);
+    if (hooks.length === 0) {
+      for (const s of early) this.onClientElement(s);
+      return;
+    }
+    this.setPause(this.clientPause, 'bind', true, () => this.client);
+    void (async () => {
+      for (const r of hooks) {
+        try {
+          await r.onBound!(ctx);
+        } catch (err) {
+          this.log.error({ err, rule: r.name }, 'onBound failed');
+        }
+      }
+      if (this.phase !== 'bound') return;
+      for (const s of early) this.onClientElement(s);
+      this.setPause(this.clientPause, 'bind', false, () => this.client);
+    })();
+  }
+
+  private makeContext(jid: JID): RuleContext {
+    const session = this;
+    return {
+      jid,
+      domain: this.domain,
+      sessionId: this.id,
+      get log() {
+        return session.log;
+      },
+      state: new Map(),
+      toClient: (el) => this.client.send(el),
+      toBackend: (el) => this.backend?.send(el),
+      request: (iq, timeoutMs) => {
+        if (!this.backend || this.backendGone) return Promise.reject(new StanzaError('remote-server-not-found', 'the backend connection is closed'));
+        const answer = this.tracker.track(iq, timeoutMs);
+        this.backend.send(iq);
+        return answer;
+      },
+    };
+  }
+
+  /** A rule threw: tell the sender (unless that would answer an error or result), drop the stanza. */
+  private ruleFailed(s: Stanza, err: unknown, from: 'client' | 'backend'): void {
+    const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+    if (!(err instanceof StanzaError)) this.log.error({ err, stanza: s.name }, 'rule failed');
+    if (from === 'client' && mayBounce(s.el)) this.client.send(errorReply(s.el, e, this.domain));
+    else if (from === 'backend' && mayBounce(s.el) && s.attrs.from) this.backend?.send(errorReply(s.el, e, this.jidValue?.toString()));
+  }
+
+  private setPause(reasons: Set<string>, reason: string, on: boolean, stream: () => XmlStream | undefined): void {
+    const had = reasons.size > 0;
+    if (on) reasons.add(reason);
+    else reasons.delete(reason);
+    const has = reasons.size > 0;
+    if (had === has) return;
+    const s = stream();
+    if (has) s?.pause();
+    else s?.resume();
+  }
+
+  // ---- ends ----------------------------------------------------------------------------------
+
+  /** Send a stream error to the client and close both legs. */
+  streamError(condition: StreamErrorCondition, text?: string): void {
+    if (this.phase === 'closed') return;
+    this.client.error(condition, text, this.headerSent ? undefined : this.ourHeader());
+    this.headerSent = true;
+    void this.shutdownBoth();
+  }
+
+  /** Process shutdown: <system-shutdown/> to the client, then both legs closed. */
+  shutdown(): Promise<void> {
+    this.streamError('system-shutdown', 'the proxy is shutting down');
+    return this.closedPromise;
+  }
+
+  private resolveClosed!: () => void;
+  private readonly closedPromise = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+
+  /** Resolves once both sockets are gone. */
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  /**
+   * Close the session: run the rules' onClose hooks while the backend leg is still open (bounded by
+   * CLOSE_HOOKS_MS), then close the backend stream and the client stream.
+   */
+  private async shutdownBoth(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const wasBound = this.phase === 'bound';
+    this.phase = 'closed';
+    clearTimeout(this.negotiationTimer);
+    this.toBackendLane?.stop();
+    this.toClientLane?.stop();
+    if (wasBound && this.ctx && !this.backendGone) {
+      const hooks = this.deps.rules.filter((r) => r.onClose);
+      const run = (async () => {
+        for (const r of hooks) {
+          try {
+            await r.onClose!(this.ctx!);
+          } catch (err) {
+            this.log.warn({ err, rule: r.name }, 'onClose failed');
+          }
+        }
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([run, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_HOOKS_MS)))]);
+      clearTimeout(timer);
+    }
+    this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'session closed'));
+    this.backend?.close();
+    this.client.close();
+    this.checkGone();
+  }
+
+  private onClientClosed(err?: Error): void {
+    this.clientGone = true;
+    if (!this.closing) {
+      this.log.info({ reason: err?.message ?? 'socket closed' }, 'client disconnected');
+      void this.shutdownBoth();
+    }
+    this.checkGone();
+  }
+
+  private onBackendEnd(end: LegEnd): void {
+    this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'backend connection closed'));
+    if (!this.closing) {
+      if (end.kind === 'stream-error') {
+        this.log.info({ condition: end.condition, text: end.text }, 'backend stream error');
+        this.streamError(end.condition, end.text);
+      } else if (end.kind === 'closed') {
+        this.log.info('backend closed the stream');
+        this.phase = 'closed';
+        this.closing = true;
+        this.client.close();
+      } else {
+        this.log.warn({ reason: end.error?.message }, 'backend connection lost');
+        this.streamError('remote-connection-failed', 'the connection to the backend was lost');
+      }
+    }
+    this.checkGone();
+  }
+
+  private checkGone(): void {
+    if (this.gone || !this.clientGone || (this.backend && !this.backendGone)) return;
+    this.gone = true;
+    this.log.info({ bytesIn: this.client.bytesIn }, 'session closed');
+    this.resolveClosed();
+    this.deps.onGone?.(this);
+  }
+}

@@ -1,0 +1,79 @@
+// The proxy's own iq requests to the backend: ids that cannot collide with a client's, answers
+// matched before they could reach the client, time-outs.
+import { randomBytes } from 'node:crypto';
+import type { Element } from 'ltx';
+import type { Stanza } from '../stream/stanza.js';
+import { StanzaError } from '../xmpp/stanza-error.js';
+import { bareOf } from '../xmpp/jid.js';
+
+interface Pending {
+  resolve(el: Element): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  to: string | undefined;
+}
+
+export class IqTracker {
+  /** per-session random prefix: a client cannot guess it, so its ids never collide with ours */
+  private readonly prefix = `x207${randomBytes(6).toString('base64url')}-`;
+  private seq = 0;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly defaultTimeout: number,
+    /** the account's bare JID: answers to requests without `to` come from it (or have no from) */
+    private readonly account: () => string | undefined,
+  ) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Give `iq` a fresh id and return the promise of its answer. The caller sends it. */
+  track(iq: Element, timeoutMs = this.defaultTimeout): Promise<Element> {
+    const id = this.prefix + (++this.seq).toString(36);
+    iq.attrs.id = id;
+    const to = iq.attrs.to as string | undefined;
+    return new Promise<Element>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new StanzaError('remote-server-timeout', `no answer from ${to ?? 'the backend'} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, timer, to });
+    });
+  }
+
+  /** If `s` answers one of our requests, settle it and return true (the stanza is consumed). */
+  match(s: Stanza): boolean {
+    if (s.name !== 'iq') return false;
+    const id = s.attrs.id;
+    if (id === undefined || !id.startsWith(this.prefix)) return false;
+    const type = s.attrs.type;
+    if (type !== 'result' && type !== 'error') return false;
+    const p = this.pending.get(id);
+    if (!p) return true; // late answer to a request that timed out: ours, so never the client's
+    if (!this.fromMatches(p.to, s.attrs.from)) return true; // spoofed answer: ignore, keep waiting
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (type === 'result') p.resolve(s.el);
+    else p.reject(StanzaError.fromStanza(s.el));
+    return true;
+  }
+
+  private fromMatches(to: string | undefined, from: string | undefined): boolean {
+    if (from === undefined) return true;
+    const account = this.account();
+    if (to === undefined) return account !== undefined && (from === account || bareOf(from) === account);
+    return from === to || (account !== undefined && to === account && bareOf(from) === account);
+  }
+
+  /** Fail every pending request (the backend leg is gone). */
+  rejectAll(err: Error): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+}

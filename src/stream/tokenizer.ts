@@ -1,0 +1,407 @@
+// The restricted-XML stream tokenizer: bytes in, stream header / top-level elements / stream end out.
+//
+// Why our own and not ltx's tokenizer or sax (measured in bench/parsers.ts, see docs/parser.md):
+// ltx's is fast but accepts malformed XML, silently swallows a DOCTYPE and everything after it, drops
+// comments and processing instructions, throws from write() on an unknown entity and cannot say where
+// an element starts and ends in the input; sax is strict but ~4x slower, below the benchmark target,
+// and builds every node. This one works like ltx's (indexOf fast-forwarding) but is strict where
+// RFC 6120 needs it and reports each top-level element's exact bytes, so that a stanza no rule claims
+// is forwarded as it came, without building or serializing a tree.
+//
+// Input is bytes held in a latin1 string (one char per byte). XML syntax is all ASCII and UTF-8 never
+// uses ASCII bytes inside a multibyte sequence, so scanning bytes is exact, sizes are byte counts, and
+// a slice of the input is exactly the bytes to forward. The caller checks UTF-8 validity per chunk.
+//
+// Checks (each a StreamError; the session turns it into a stream error for that peer only):
+// - not-well-formed: bad names, unquoted or unterminated attributes, mismatched end tags, duplicate
+//   attributes, '<' in attribute values, malformed references, ']]>' in text
+// - restricted-xml (RFC 6120 §11.1): DOCTYPE and other markup declarations, comments, processing
+//   instructions (the XML declaration before a stream header is allowed), entity references other
+//   than the five predefined ones and character references
+// - policy-violation: a top-level element (or stream header) larger than maxSize bytes, or nested
+//   deeper than maxDepth elements
+// - bad-namespace-prefix: an element or attribute prefix that is not declared
+// - bad-format: character data other than whitespace between stanzas
+import { StreamError } from './errors.js';
+import { Stanza } from './stanza.js';
+import type { Attrs } from './xml.js';
+import {
+  BANG, COLON, DQUOTE, EQ, GT, QUESTION, SLASH, SQUOTE,
+  bytesToText, classifyEntity, isNameChar, isNameStart, isWhitespace, unescapeXml,
+} from './chars.js';
+
+export const NS_STREAM = 'http://etherx.jabber.org/streams';
+
+export interface TokenizerLimits {
+  /** bytes of one top-level element (also of a stream header) */
+  maxSize: number;
+  /** elements nested inside one top-level element, the top-level element being depth 1 */
+  maxDepth: number;
+}
+
+export interface TokenizerHandler {
+  /** `<stream:stream ...>`: qualified name and decoded attributes (namespace declarations included) */
+  onStreamStart(name: string, attrs: Attrs): void;
+  /** a complete top-level element */
+  onElement(stanza: Stanza): void;
+  /** `</stream:stream>` */
+  onStreamEnd(): void;
+  /** whitespace between top-level elements (keepalives) */
+  onWhitespace?(): void;
+}
+
+const INCOMPLETE = -1;
+const WS_ONLY = /^[ \t\r\n]*$/;
+
+function nwf(text: string): StreamError {
+  return new StreamError('not-well-formed', text);
+}
+
+export class Tokenizer {
+  private buf = '';
+  private pos = 0;
+  /** 0: before the stream header; 1: inside the stream */
+  private level = 0;
+  /** open elements inside the current top-level element (0: between top-level elements) */
+  private depth = 0;
+  private start = -1;
+  private names: string[] = [];
+  /** prefixes declared per open element (undefined: none), parallel to `names` */
+  private scopes: Array<string[] | undefined> = [];
+  private topName = '';
+  private topAttrs: Attrs = {};
+  private childName: string | undefined;
+  private childNs: string | undefined;
+  private streamName = '';
+  private streamPrefixes: string[] = [];
+  /** nothing but whitespace (and an XML declaration) seen since the last reset */
+  private pristine = true;
+  private epoch = 0;
+  private closed = false;
+
+  constructor(
+    private readonly handler: TokenizerHandler,
+    private readonly limits: TokenizerLimits,
+  ) {}
+
+  /** Feed bytes (latin1-held). Throws StreamError on a violation; the tokenizer is then closed. */
+  write(chunk: string): void {
+    if (this.closed) return;
+    this.buf = this.buf.length === 0 ? chunk : this.buf + chunk; // compact() leaves only what is unfinished
+    try {
+      this.scan();
+    } catch (err) {
+      this.closed = true;
+      this.buf = '';
+      throw err;
+    }
+  }
+
+  /**
+   * Start a new stream (after STARTTLS or SASL success). With `keep`, bytes already received after the
+   * current element are parsed as the new stream's start; otherwise they are dropped (RFC 6120 §5.4.3.3:
+   * nothing sent before the TLS handshake counts).
+   */
+  reset(keep: boolean): void {
+    this.epoch++;
+    if (!keep) {
+      this.buf = '';
+      this.pos = 0;
+    }
+    this.level = 0;
+    this.depth = 0;
+    this.start = -1;
+    this.names = [];
+    this.scopes = [];
+    this.pristine = true;
+    this.closed = false;
+  }
+
+  /** Stop parsing for good (stream closed). */
+  close(): void {
+    this.closed = true;
+    this.buf = '';
+    this.pos = 0;
+  }
+
+  private scan(): void {
+    let epoch = this.epoch;
+    while (!this.closed) {
+      const buf = this.buf;
+      const len = buf.length;
+      let pos = this.pos;
+      if (pos >= len) break;
+      const lt = buf.indexOf('<', pos);
+      if (lt !== pos) {
+        const end = lt === -1 ? len : lt;
+        if (this.depth === 0) {
+          this.topText(buf, pos, end);
+          pos = end;
+        } else if (lt === -1) {
+          break; // text inside an element runs past this chunk: checked once complete
+        } else {
+          this.innerText(buf, pos, end);
+          pos = end;
+        }
+        this.pos = pos;
+        if (lt === -1) break;
+      }
+      if (pos + 1 >= len) break;
+      const c = buf.charCodeAt(pos + 1);
+      let next: number;
+      if (c === SLASH) next = this.endTag(buf, pos);
+      else if (c === BANG) next = this.markup(buf, pos);
+      else if (c === QUESTION) next = this.instruction(buf, pos);
+      else next = this.startTag(buf, pos);
+      if (next === INCOMPLETE) break;
+      if (this.epoch !== epoch) {
+        // a handler restarted the stream: reset() already placed pos (after the element, or at 0 with
+        // the buffer dropped), so carry on from there under the new stream's state
+        epoch = this.epoch;
+        continue;
+      }
+      this.pos = next;
+    }
+    if (this.closed) return;
+    this.checkPending();
+    this.compact();
+  }
+
+  /** Bytes of an unfinished top-level element (or header) must stay under the limit. */
+  private checkPending(): void {
+    const from = this.start >= 0 ? this.start : this.pos;
+    if (this.buf.length - from > this.limits.maxSize) {
+      throw new StreamError('policy-violation', `element larger than ${this.limits.maxSize} bytes`);
+    }
+  }
+
+  private compact(): void {
+    const keep = this.start >= 0 ? this.start : this.pos;
+    if (keep === 0) return;
+    this.buf = keep >= this.buf.length ? '' : this.buf.slice(keep);
+    this.pos -= keep;
+    if (this.start >= 0) this.start -= keep;
+  }
+
+  /** Character data outside any top-level element: whitespace only. */
+  private topText(buf: string, from: number, to: number): void {
+    let text = buf.slice(from, to);
+    if (this.level === 0 && this.pristine && from === 0 && text.startsWith('\xef\xbb\xbf')) text = text.slice(3); // UTF-8 BOM
+    if (!WS_ONLY.test(text)) {
+      if (this.level === 0) throw nwf('text before the stream header');
+      throw new StreamError('bad-format', 'character data between stanzas');
+    }
+    if (this.level === 1) this.handler.onWhitespace?.();
+  }
+
+  /** Character data inside an element: references and ']]>' checked. */
+  private innerText(buf: string, from: number, to: number): void {
+    const text = buf.slice(from, to);
+    if (text.indexOf('&') !== -1) this.checkReferences(text);
+    if (text.indexOf(']]>') !== -1) throw nwf("']]>' in character data");
+  }
+
+  private checkReferences(text: string): void {
+    let amp = text.indexOf('&');
+    while (amp !== -1) {
+      const semi = text.indexOf(';', amp + 1);
+      if (semi === -1) throw nwf("'&' that starts no reference");
+      const verdict = classifyEntity(text.slice(amp + 1, semi));
+      if (verdict === 'malformed') throw nwf("'&' that starts no valid reference");
+      if (verdict === 'restricted') throw new StreamError('restricted-xml', 'entity reference');
+      amp = text.indexOf('&', semi + 1);
+    }
+  }
+
+  /** `<!`: CDATA inside an element; anything else (DOCTYPE, comment, declarations) is restricted. */
+  private markup(buf: string, lt: number): number {
+    const avail = buf.length - lt;
+    const cdata = '<![CDATA[';
+    if (avail < cdata.length && cdata.startsWith(buf.slice(lt))) return INCOMPLETE;
+    if (buf.startsWith(cdata, lt)) {
+      if (this.depth === 0) throw new StreamError('bad-format', 'CDATA between stanzas');
+      const end = buf.indexOf(']]>', lt + cdata.length);
+      return end === -1 ? INCOMPLETE : end + 3;
+    }
+    if (avail < 4 && '<!--'.startsWith(buf.slice(lt))) return INCOMPLETE;
+    if (buf.startsWith('<!--', lt)) throw new StreamError('restricted-xml', 'comment');
+    throw new StreamError('restricted-xml', 'DTD or markup declaration');
+  }
+
+  /** `<?`: only the XML declaration, only before a stream header. */
+  private instruction(buf: string, lt: number): number {
+    const end = buf.indexOf('?>', lt + 2);
+    const head = buf.slice(lt, Math.min(buf.length, lt + 6));
+    const isDecl = head.length === 6 ? /^<\?xml[ \t\r\n]$/.test(head) : '<?xml '.startsWith(head);
+    if (!(this.level === 0 && this.pristine && isDecl)) {
+      throw new StreamError('restricted-xml', 'processing instruction');
+    }
+    if (end === -1) return INCOMPLETE;
+    const decl = buf.slice(lt + 5, end);
+    const enc = /encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl);
+    if (enc && enc[1]!.toLowerCase() !== 'utf-8') throw new StreamError('unsupported-encoding', enc[1]);
+    const ver = /version[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl);
+    if (!ver || !/^1\.[0-9]+$/.test(ver[1]!)) throw nwf('bad XML declaration');
+    return end + 2;
+  }
+
+  private endTag(buf: string, lt: number): number {
+    const gt = buf.indexOf('>', lt + 2);
+    if (gt === -1) return INCOMPLETE;
+    const name = buf.slice(lt + 2, gt).replace(/[ \t\r\n]+$/, '');
+    if (this.depth === 0) {
+      if (this.level === 1 && name === this.streamName) {
+        this.level = 0;
+        this.closed = true;
+        this.handler.onStreamEnd();
+        return gt + 1;
+      }
+      throw nwf(`unexpected end tag </${name}>`);
+    }
+    if (name !== this.names[this.depth - 1]) throw nwf(`end tag </${name}> does not match <${this.names[this.depth - 1]}>`);
+    this.names.pop();
+    this.scopes.pop();
+    this.depth--;
+    if (this.depth === 0) this.emit(buf, gt + 1);
+    return gt + 1;
+  }
+
+  private emit(buf: string, end: number): void {
+    if (end - this.start > this.limits.maxSize) {
+      throw new StreamError('policy-violation', `element larger than ${this.limits.maxSize} bytes`);
+    }
+    const stanza = new Stanza(this.topName, this.topAttrs, buf.slice(this.start, end), this.childName, this.childNs);
+    this.start = -1;
+    this.topAttrs = {};
+    this.childName = undefined;
+    this.childNs = undefined;
+    this.pos = end; // before the handler runs: a reset(true) inside it resumes after this element
+    this.handler.onElement(stanza);
+  }
+
+  private startTag(buf: string, lt: number): number {
+    const len = buf.length;
+    let i = lt + 1;
+    if (!isNameStart(buf.charCodeAt(i))) throw nwf('bad element name');
+    while (i < len && isNameChar(buf.charCodeAt(i))) i++;
+    if (i >= len) return INCOMPLETE;
+    const name = buf.slice(lt + 1, i);
+    const top = this.depth === 0; // a stream header or a top-level element: attributes are kept
+    const wantChildNs = this.depth === 1 && this.childName === undefined;
+    const attrs: Attrs | undefined = top ? {} : undefined;
+    let seen: string[] | undefined; // attribute names, for the duplicate check
+    let declared: string[] | undefined; // prefixes this tag declares
+    let prefixed: string[] | undefined; // prefixed attribute names
+    let childNs: string | undefined;
+    let selfClosing = false;
+    for (;;) {
+      if (i >= len) return INCOMPLETE;
+      let c = buf.charCodeAt(i);
+      if (c === GT) {
+        i++;
+        break;
+      }
+      if (c === SLASH) {
+        if (i + 1 >= len) return INCOMPLETE;
+        if (buf.charCodeAt(i + 1) !== GT) throw nwf("'/' not followed by '>'");
+        selfClosing = true;
+        i += 2;
+        break;
+      }
+      if (!isWhitespace(c)) throw nwf(`bad character in tag <${bytesToText(name)}>`);
+      while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
+      if (i >= len) return INCOMPLETE;
+      c = buf.charCodeAt(i);
+      if (c === GT || c === SLASH) continue;
+      // attribute
+      const nameStart = i;
+      if (!isNameStart(c)) throw nwf('bad attribute name');
+      while (i < len && isNameChar(buf.charCodeAt(i))) i++;
+      const attrName = buf.slice(nameStart, i);
+      while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
+      if (i >= len) return INCOMPLETE;
+      if (buf.charCodeAt(i) !== EQ) throw nwf(`attribute '${bytesToText(attrName)}' without a value`);
+      i++;
+      while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
+      if (i >= len) return INCOMPLETE;
+      const q = buf.charCodeAt(i);
+      if (q !== DQUOTE && q !== SQUOTE) throw nwf('unquoted attribute value');
+      const close = buf.indexOf(q === DQUOTE ? '"' : "'", i + 1);
+      if (close === -1) return INCOMPLETE;
+      const value = buf.slice(i + 1, close);
+      i = close + 1;
+      if (value.indexOf('<') !== -1) throw nwf("'<' in an attribute value");
+      if (value.indexOf('&') !== -1) this.checkReferences(value);
+      if (seen === undefined) seen = [attrName];
+      else if (seen.includes(attrName)) throw nwf(`duplicate attribute '${bytesToText(attrName)}'`);
+      else seen.push(attrName);
+      if (attrName.charCodeAt(5) === COLON && attrName.startsWith('xmlns:')) {
+        if (value.length === 0) throw nwf('empty namespace for a prefix');
+        (declared ??= []).push(attrName.slice(6));
+      } else if (attrName.indexOf(':') !== -1) {
+        (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
+      }
+      if (attrs !== undefined) attrs[bytesToText(attrName)] = unescapeXml(bytesToText(value));
+      else if (wantChildNs && attrName === 'xmlns') childNs = unescapeXml(bytesToText(value));
+    }
+    if (name.indexOf(':') !== -1) this.checkPrefix(name, declared, false);
+    if (prefixed !== undefined) for (const a of prefixed) this.checkPrefix(a, declared, true);
+
+    if (this.level === 0) {
+      this.streamHeader(name, attrs!, declared, selfClosing);
+      return i;
+    }
+    this.pristine = false;
+    if (top) {
+      this.start = lt;
+      this.topName = bytesToText(name);
+      this.topAttrs = attrs!;
+      this.childName = undefined;
+      this.childNs = undefined;
+    } else if (wantChildNs) {
+      const colon = name.indexOf(':');
+      this.childName = bytesToText(colon === -1 ? name : name.slice(colon + 1));
+      this.childNs = childNs;
+    }
+    if (this.depth >= this.limits.maxDepth) {
+      throw new StreamError('policy-violation', `elements nested deeper than ${this.limits.maxDepth} levels`);
+    }
+    if (selfClosing) {
+      if (top) this.emit(buf, i);
+      return i;
+    }
+    this.names.push(name);
+    this.scopes.push(declared);
+    this.depth++;
+    return i;
+  }
+
+  /** A prefixed name must use a prefix declared on this tag, an open ancestor or the stream header. */
+  private checkPrefix(qname: string, declared: string[] | undefined, attribute: boolean): void {
+    const colon = qname.indexOf(':');
+    const prefix = qname.slice(0, colon);
+    if (colon === 0 || colon === qname.length - 1 || qname.indexOf(':', colon + 1) !== -1) {
+      throw nwf(`bad qualified name '${bytesToText(qname)}'`);
+    }
+    if (prefix === 'xml' || (attribute && prefix === 'xmlns')) return;
+    if (declared?.includes(prefix)) return;
+    for (let d = this.scopes.length - 1; d >= 0; d--) if (this.scopes[d]?.includes(prefix)) return;
+    if (this.streamPrefixes.includes(prefix)) return;
+    throw new StreamError('bad-namespace-prefix', `undeclared prefix '${bytesToText(prefix)}'`);
+  }
+
+  private streamHeader(name: string, attrs: Attrs, declared: string[] | undefined, selfClosing: boolean): void {
+    const colon = name.indexOf(':');
+    const local = colon === -1 ? name : name.slice(colon + 1);
+    const nsAttr = colon === -1 ? 'xmlns' : `xmlns:${name.slice(0, colon)}`;
+    if (local !== 'stream' || attrs[nsAttr] !== NS_STREAM) {
+      throw new StreamError('invalid-namespace', 'the stream must open with <stream:stream> in ' + NS_STREAM);
+    }
+    if (selfClosing) throw nwf('empty stream');
+    this.level = 1;
+    this.pristine = false;
+    this.streamName = name;
+    this.streamPrefixes = declared ?? [];
+    this.handler.onStreamStart(name, attrs);
+  }
+}

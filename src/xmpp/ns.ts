@@ -1,0 +1,23 @@
+// Namespaces the proxy speaks (RFC 6120/6121 and the XEPs it touches).
+export const NS_CLIENT = 'jabber:client';
+export const NS_STREAM = 'http://etherx.jabber.org/streams';
+export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
+export const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
+export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
+export const NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
+export const NS_STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
+export const NS_SM3 = 'urn:xmpp:sm:3';
+export const NS_SM2 = 'urn:xmpp:sm:2';
+export const NS_CSI = 'urn:xmpp:csi:0';
+export const NS_CAPS = 'http://jabber.org/protocol/caps';
+export const NS_PING = 'urn:xmpp:ping';
+export const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+export const NS_ROSTER = 'jabber:iq:roster';
+export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
+export const NS_PUBSUB_EVENT = 'http://jabber.org/protocol/pubsub#event';
+export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
+export const NS_PUBSUB_ERRORS = 'http://jabber.org/protocol/pubsub#errors';
+export const NS_DATA = 'jabber:x:data';
+export const NS_DELAY = 'urn:xmpp:delay';
+export const NS_ADDRESS = 'http://jabber.org/protocol/address';

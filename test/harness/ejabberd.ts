@@ -1,0 +1,90 @@
+// Starts a private ejabberd (Debian package) for one test file: own run folder under the system temp
+// dir, random loopback ports, config from test/backends/ejabberd/, users registered with ejabberdctl.
+// See ../shared/research/BACKENDS.md for why each setting is there.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CERTS, ROOT, ensurePackage, fillTemplate, freePort, run, systemUser, tail, waitForPort, type Backend } from './common.js';
+
+const EJABBERDCTL = '/usr/sbin/ejabberdctl';
+const TEMPLATES = join(ROOT, 'test', 'backends', 'ejabberd');
+
+export interface EjabberdOptions {
+  /** users to create, as [user, domain, password] */
+  users?: Array<[string, string, string]>;
+  loglevel?: 'info' | 'warning' | 'debug' | 'error';
+}
+
+export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend> {
+  ensurePackage(EJABBERDCTL, ['ejabberd']);
+  const dir = mkdtempSync(join(tmpdir(), 'xep207-ejabberd-'));
+  chmodSync(dir, 0o755);
+  for (const d of ['spool', 'logs', 'run', 'etc', 'modules', 'certs']) mkdirSync(join(dir, d));
+  copyFileSync(join(CERTS, 'combined.pem'), join(dir, 'certs', 'combined.pem'));
+  copyFileSync('/etc/ejabberd/inetrc', join(dir, 'etc', 'inetrc'));
+  const [port, plainPort, distPort] = [await freePort(), await freePort(), await freePort()];
+  const node = `xep207-${randomBytes(4).toString('hex')}@localhost`;
+  const values = {
+    DIR: dir,
+    C2S_PORT: port,
+    PLAIN_PORT: plainPort,
+    DIST_PORT: distPort,
+    NODE: node,
+    COOKIE: randomBytes(12).toString('hex'),
+    LOGLEVEL: opts.loglevel ?? 'info',
+  };
+  fillTemplate(join(TEMPLATES, 'ejabberd.yml'), join(dir, 'ejabberd.yml'), values);
+  fillTemplate(join(TEMPLATES, 'ejabberdctl.cfg'), join(dir, 'ejabberdctl.cfg'), values);
+  const ids = systemUser('ejabberd'); // as root, ejabberdctl runs beam as this user
+  if (ids) {
+    for (const d of ['spool', 'logs', 'run', 'modules', 'certs']) chownSync(join(dir, d), ids.uid, ids.gid);
+    chownSync(join(dir, 'certs', 'combined.pem'), ids.uid, ids.gid);
+  }
+  chmodSync(join(dir, 'certs', 'combined.pem'), 0o640);
+  const ctlArgs = ['--config-dir', join(dir, 'etc'), '--ctl-config', join(dir, 'ejabberdctl.cfg'), '--config', join(dir, 'ejabberd.yml'), '--spool', join(dir, 'spool'), '--logs', join(dir, 'logs')];
+  const consoleLog = join(dir, 'console.log');
+  const out = openSync(consoleLog, 'a');
+  const child: ChildProcess = spawn(EJABBERDCTL, [...ctlArgs, 'foreground'], { detached: true, stdio: ['ignore', out, out] });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const logFile = join(dir, 'logs', 'ejabberd.log');
+  try {
+    await waitForPort(port, 60_000, () => !exited);
+  } catch (err) {
+    killGroup(child);
+    throw new Error(`ejabberd did not start: ${(err as Error).message}\n${tail(consoleLog)}\n${tail(logFile)}`);
+  }
+  const backend: Backend = {
+    kind: 'ejabberd',
+    host: '127.0.0.1',
+    port,
+    plainPort,
+    dir,
+    logFile,
+    register: async (user, domain, password) => {
+      await run(EJABBERDCTL, [...ctlArgs, 'register', user, domain, password], { cwd: dir });
+    },
+    stop: async () => {
+      if (!exited) {
+        const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        killGroup(child, 'SIGTERM');
+        const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 8000);
+        await done;
+        clearTimeout(timer);
+      }
+      if (!process.env.XEP207_KEEP_BACKEND) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await Promise.all((opts.users ?? []).map(([u, d, p]) => backend.register(u, d, p)));
+  return backend;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    /* already gone */
+  }
+}

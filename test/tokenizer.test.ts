@@ -1,0 +1,162 @@
+// The restricted-XML tokenizer on its own: what it yields, across any chunking, and every violation
+// RFC 6120 names, with the stream error condition each one gets.
+import t from 'tap';
+import { Tokenizer } from '../src/stream/tokenizer.js';
+import { StreamError } from '../src/stream/errors.js';
+import type { Stanza } from '../src/stream/stanza.js';
+
+const HEADER = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='capulet.lit' version='1.0'>";
+
+interface Events {
+  start: Array<Record<string, string>>;
+  elements: Stanza[];
+  ended: boolean;
+}
+
+function tokenize(input: string | Buffer, chunk = Infinity, limits = { maxSize: 4096, maxDepth: 16 }): Events {
+  const ev: Events = { start: [], elements: [], ended: false };
+  const tk = new Tokenizer(
+    {
+      onStreamStart: (_n, a) => ev.start.push(a),
+      onElement: (s) => ev.elements.push(s),
+      onStreamEnd: () => (ev.ended = true),
+    },
+    limits,
+  );
+  const bytes = (typeof input === 'string' ? Buffer.from(input, 'utf8') : input).toString('latin1');
+  for (let i = 0; i < bytes.length; i += chunk) tk.write(bytes.slice(i, i + chunk));
+  return ev;
+}
+
+function violation(body: string, limits?: { maxSize: number; maxDepth: number }): StreamError {
+  try {
+    tokenize(HEADER + body, Infinity, limits);
+  } catch (err) {
+    if (err instanceof StreamError) return err;
+    throw err;
+  }
+  throw new Error(`no stream error for ${body.slice(0, 60)}`);
+}
+
+t.test('yields header, top-level elements with their exact bytes, and the end', async (t) => {
+  const body =
+    "<message to='romeo@montague.lit' id=\"a&amp;b\" type='chat'><body>wherefore &lt;art&gt; thou? Ωμέγα 😀</body><x:y xmlns:x='urn:x' x:z='1'/></message>" +
+    "\n  <iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><presence/>";
+  const input = "<?xml version='1.0' encoding='UTF-8'?>" + HEADER + body + '</stream:stream>';
+  for (const chunk of [Infinity, 1, 2, 3, 7, 64]) {
+    const ev = tokenize(input, chunk);
+    t.equal(ev.start.length, 1, `header (chunk ${chunk})`);
+    t.equal(ev.start[0]!.to, 'capulet.lit');
+    t.same(ev.elements.map((e) => e.name), ['message', 'iq', 'presence'], `elements (chunk ${chunk})`);
+    const msg = ev.elements[0]!;
+    t.same(msg.attrs, { to: 'romeo@montague.lit', id: 'a&b', type: 'chat' });
+    t.equal(Buffer.from(msg.raw, 'latin1').toString('utf8'), body.slice(0, body.indexOf('</message>') + 10), 'raw bytes are the input bytes');
+    t.equal(msg.el.getChildText('body'), 'wherefore <art> thou? Ωμέγα 😀', 'text decoded and unescaped');
+    t.equal(msg.childName, 'body');
+    t.equal(ev.elements[1]!.childName, 'ping');
+    t.equal(ev.elements[1]!.childNs, 'urn:xmpp:ping');
+    t.ok(ev.elements[1]!.childIs('ping', 'urn:xmpp:ping'));
+    t.equal(ev.elements[2]!.raw, '<presence/>');
+    t.ok(ev.ended, 'stream end');
+  }
+});
+
+t.test('CDATA inside a stanza is text; a BOM before the header is fine', async (t) => {
+  const ev = tokenize('\ufeff' + HEADER + '<message><body><![CDATA[a <b> & c]]></body></message>', 5);
+  t.equal(ev.elements[0]!.el.getChildText('body'), 'a <b> & c');
+});
+
+t.test('non-ASCII attribute values are decoded', async (t) => {
+  const ev = tokenize(HEADER + "<message to='jüliet@capulet.lit'/>", 3);
+  t.equal(ev.elements[0]!.attrs.to, 'jüliet@capulet.lit');
+});
+
+t.test('restricted XML (RFC 6120 §11.1) -> restricted-xml', async (t) => {
+  t.equal(violation('<!DOCTYPE foo [<!ENTITY x "y">]>').condition, 'restricted-xml', 'DOCTYPE');
+  t.equal(violation('<message><!-- hi --></message>').condition, 'restricted-xml', 'comment in a stanza');
+  t.equal(violation('<!-- hi -->').condition, 'restricted-xml', 'comment between stanzas');
+  t.equal(violation('<?php echo 1; ?>').condition, 'restricted-xml', 'processing instruction');
+  t.equal(violation("<message><?xml version='1.0'?></message>").condition, 'restricted-xml', 'XML declaration inside the stream');
+  t.equal(violation('<message><body>&lol;</body></message>').condition, 'restricted-xml', 'undeclared entity');
+  t.equal(violation("<message to='&ent;'/>").condition, 'restricted-xml', 'entity in an attribute');
+  const dtdFirst = (() => {
+    try {
+      tokenize('<!DOCTYPE stream [<!ENTITY a "aaaa">]>' + HEADER);
+    } catch (err) {
+      return (err as StreamError).condition;
+    }
+    return 'none';
+  })();
+  t.equal(dtdFirst, 'restricted-xml', 'DOCTYPE before the header');
+});
+
+t.test('malformed XML -> not-well-formed', async (t) => {
+  for (const bad of [
+    '<message></presence>',
+    "<message to=romeo/>",
+    "<message to='a' to='b'/>",
+    "<message to='a<b'/>",
+    '<message><body>a & b</body></message>',
+    '<message><body>&#0;</body></message>',
+    '<message><body>&#xD800;</body></message>',
+    "<message to='a'from='b'/>",
+    '<message / >',
+    '<1message/>',
+    '<message><body>]]></body></message>',
+    '</message>',
+    '<message attr/>',
+  ]) {
+    t.equal(violation(bad).condition, 'not-well-formed', bad);
+  }
+  t.equal(violation('<a:message/>').condition, 'bad-namespace-prefix', 'undeclared prefix');
+  t.equal(violation("<message><x:y z:w='1' xmlns:x='urn:x'/></message>").condition, 'bad-namespace-prefix', 'undeclared attribute prefix');
+  t.equal(violation('hello').condition, 'bad-format', 'text between stanzas');
+});
+
+t.test('limits -> policy-violation, before the element is complete', async (t) => {
+  const deep = '<a>'.repeat(5000);
+  const err = violation(deep, { maxSize: 1 << 20, maxDepth: 64 });
+  t.equal(err.condition, 'policy-violation');
+  t.match(err.text, /nested deeper than 64/);
+  const big = violation('<message><body>' + 'x'.repeat(5000), { maxSize: 4096, maxDepth: 16 });
+  t.equal(big.condition, 'policy-violation', 'an unfinished element over the size limit');
+  const bigDone = violation('<message><body>' + 'x'.repeat(5000) + '</body></message>', { maxSize: 4096, maxDepth: 16 });
+  t.equal(bigDone.condition, 'policy-violation', 'a finished element over the size limit');
+  // exactly at the limit is fine
+  const el = "<message><body>" + 'x'.repeat(100) + '</body></message>';
+  t.equal(tokenize(HEADER + el, 7, { maxSize: el.length, maxDepth: 2 }).elements.length, 1, 'at the limit');
+  t.equal(violation('<a><b><c/></b></a>', { maxSize: 4096, maxDepth: 2 }).condition, 'policy-violation', 'self-closing element past the depth limit');
+});
+
+t.test('stream header checks', async (t) => {
+  const err = (input: string) => {
+    try {
+      tokenize(input);
+    } catch (e) {
+      return (e as StreamError).condition;
+    }
+    return 'none';
+  };
+  t.equal(err("<stream xmlns='jabber:client'>"), 'invalid-namespace', 'not in the streams namespace');
+  t.equal(err("<message/>"), 'invalid-namespace', 'a stanza before the header');
+  t.equal(err('GET / HTTP/1.1\r\n'), 'not-well-formed', 'HTTP request');
+  t.equal(err("<?xml version='1.0' encoding='ISO-8859-1'?>" + HEADER), 'unsupported-encoding');
+  t.equal(err(HEADER.replace('>', '/>')), 'not-well-formed', 'empty stream');
+});
+
+t.test('reset(true) parses the bytes after the current element as a new stream', async (t) => {
+  const ev: string[] = [];
+  const tk: Tokenizer = new Tokenizer(
+    {
+      onStreamStart: () => ev.push('start'),
+      onElement: (s) => {
+        ev.push(s.name);
+        if (s.name === 'success') tk.reset(true);
+      },
+      onStreamEnd: () => ev.push('end'),
+    },
+    { maxSize: 4096, maxDepth: 8 },
+  );
+  tk.write(HEADER + "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" + HEADER + '<presence/>');
+  t.same(ev, ['start', 'success', 'start', 'presence']);
+});
