@@ -31,6 +31,8 @@ export class XmlStream {
   private closing = false;
   private gone = false;
   private paused = false;
+  /** the peer sent </stream:stream> */
+  private peerEnded = false;
   /** bytes written / read, for logs and the benchmark */
   bytesIn = 0;
 
@@ -50,7 +52,23 @@ export class XmlStream {
     limits: TokenizerLimits,
   ) {
     this.socket = socket;
-    this.tokenizer = new Tokenizer(events, limits);
+    // once we are closing, elements are ignored; only the peer's </stream:stream> still matters
+    this.tokenizer = new Tokenizer({
+      onStreamStart: (name, attrs) => {
+        if (!this.closing) events.onStreamStart(name, attrs);
+      },
+      onElement: (s) => {
+        if (!this.closing) events.onElement(s);
+      },
+      onStreamEnd: () => {
+        this.peerEnded = true;
+        if (this.closing) this.socket.end();
+        else events.onStreamEnd();
+      },
+      onWhitespace: () => {
+        if (!this.closing) events.onWhitespace?.();
+      },
+    }, limits);
     this.attach(socket);
   }
 
@@ -92,13 +110,14 @@ export class XmlStream {
   }
 
   private receive(chunk: Buffer): void {
-    if (this.closing) return;
+    if (this.gone) return;
     this.bytesIn += chunk.length;
     try {
       this.tokenizer.write(this.decode(chunk));
     } catch (err) {
-      if (err instanceof StreamError) this.events.onViolation(err);
-      else throw err;
+      if (!(err instanceof StreamError)) throw err;
+      if (this.closing) this.socket.end(); // garbage while we wait for its </stream:stream>: stop waiting
+      else this.events.onViolation(err);
     }
   }
 
@@ -179,26 +198,37 @@ export class XmlStream {
   }
 
   /**
-   * Send a stream error and close. `opened` says whether our stream header was sent already (if not,
-   * one is sent first: RFC 6120 §4.9.1.2). Returns once the close has started.
+   * Send a stream error and close. `header` is our stream header if it was not sent yet (RFC 6120
+   * §4.9.1.2: the error goes inside a stream). The socket is ended at once: after a stream error
+   * nothing the peer says matters.
    */
   error(condition: StreamErrorCondition, text: string | undefined, header?: string): void {
     if (this.closed) return;
     if (header) this.sendRaw(header);
     const t = text ? `<text xmlns='${NS_STREAMS}'>${escapeText(text)}</text>` : '';
     this.sendText(`<stream:error><${condition} xmlns='${NS_STREAMS}'/>${t}</stream:error>`);
-    this.close();
+    this.close(false);
   }
 
-  /** Send </stream:stream>, stop reading, and end the socket (destroyed after a grace period). */
-  close(): void {
+  /**
+   * Send </stream:stream>. With `wait` (the default) the TCP connection is ended when the peer answers
+   * with its own </stream:stream> (RFC 6120 §4.4), or after a grace period; without, at once.
+   * The socket is destroyed if it is still open after the grace period.
+   */
+  close(wait = true): void {
     if (this.closed) return;
     this.sendRaw('</stream:stream>');
     this.flush();
     this.closing = true;
-    this.tokenizer.close();
-    this.socket.end();
-    const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    this.out = [];
+    if (!wait || this.peerEnded) {
+      this.tokenizer.close();
+      this.socket.end();
+    }
+    const timer = setTimeout(() => {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    }, CLOSE_GRACE_MS);
     timer.unref();
     this.socket.once('close', () => clearTimeout(timer));
   }

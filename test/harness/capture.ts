@@ -15,8 +15,9 @@ export async function startCapture(host: string, port: number): Promise<Capture>
   const up: Buffer[] = [];
   const down: Buffer[] = [];
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const backend = net.connect({ host, port });
+  // half-closes are passed on (a FIN after </stream:stream> must not cut the other side's answer)
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const backend = net.connect({ host, port, allowHalfOpen: true });
     sockets.add(client).add(backend);
     client.on('data', (d) => {
       up.push(d);
@@ -26,12 +27,20 @@ export async function startCapture(host: string, port: number): Promise<Capture>
       down.push(d);
       client.write(d);
     });
+    client.on('end', () => backend.end());
+    backend.on('end', () => client.end());
     const end = () => {
       client.destroy();
       backend.destroy();
     };
-    client.on('close', end).on('error', end);
-    backend.on('close', end).on('error', end);
+    client.on('error', end);
+    backend.on('error', end);
+    let closes = 0;
+    const closed = () => {
+      if (++closes === 2) end();
+    };
+    client.on('close', closed);
+    backend.on('close', closed);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
