@@ -1,0 +1,194 @@
+// The xep207-proxy command itself (bin/xep207-proxy, built by `npm run build`): flags, environment,
+// config file, exit codes, logs, and SIGTERM/SIGINT with clients connected to a real ejabberd.
+import t from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, CERTS, freePort } from './harness/common.js';
+import { startEjabberd } from './harness/ejabberd.js';
+import { RawClient, connect, xml } from './harness/xmpp.js';
+
+const BIN = join(ROOT, 'bin', 'xep207-proxy');
+
+function runSync(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...cleanEnv(), ...env }, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** the environment without any XEP207_* variable of the developer's */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('XEP207_')) delete env[k];
+  return env;
+}
+
+interface Running {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+function start(args: string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = '';
+  const waiters: Array<() => void> = [];
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ unparsed: line });
+      }
+    }
+    waiters.splice(0).forEach((w) => w());
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => lines.push({ stderr: d }));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    lines,
+    exited,
+    async waitLog(pred, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const l = lines.find(pred);
+        if (l) return l;
+        if (Date.now() > deadline) throw new Error(`log line not seen; got:\n${lines.map((x) => JSON.stringify(x)).join('\n')}`);
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, 200);
+          waiters.push(() => {
+            clearTimeout(timer);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
+
+t.test('--help names every flag and its environment variable', async (t) => {
+  const r = runSync(['--help']);
+  t.equal(r.code, 0);
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--log-level', '--log-pretty', '--config']) {
+    t.match(r.stdout, flag, flag);
+  }
+  t.match(r.stdout, /XEP207_LISTEN/);
+  t.match(r.stdout, /XEP207_MAX_STANZA_SIZE/);
+  t.match(r.stdout, /default: 262144/);
+});
+
+t.test('a bad value exits 2 with one line naming the flag', async (t) => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--listen', 'nope', '--upstream', 'tcp://127.0.0.1:5222'], {}, /--listen/],
+    [['--listen', '99999', '--upstream', 'tcp://127.0.0.1:5222'], {}, /--listen: port out of range/],
+    [[], {}, /--upstream: required/],
+    [['--upstream', 'http://x:1'], {}, /--upstream: unsupported scheme/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--upstream-tls', 'maybe'], {}, /--upstream-tls/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--max-stanza-size', '-5'], {}, /--max-stanza-size/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--max-depth', '0'], {}, /--max-depth/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--tls-cert', '/nonexistent.pem', '--tls-key', '/nonexistent.key'], {}, /--tls-cert: cannot read/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--require-tls'], {}, /--require-tls: needs --tls-cert/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--log-level', 'loud'], {}, /--log-level/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MAX_DEPTH: 'deep' }, /--max-depth/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LOG_PRETTY: 'perhaps' }, /XEP207_LOG_PRETTY/],
+    [['--config', '/nonexistent.json'], {}, /--config: cannot read/],
+    [['--nonsense'], {}, /unknown option '--nonsense'/],
+  ];
+  for (const [args, env, re] of cases) {
+    const r = runSync(args, env);
+    t.equal(r.code, 2, `exit 2: ${args.join(' ')} ${JSON.stringify(env)}`);
+    t.match(r.stderr, re);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+  const port = await freePort();
+  const blocker = start(['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1']);
+  await blocker.waitLog((l) => l.msg === 'listening');
+  const busy = runSync(['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1']);
+  t.equal(busy.code, 2, 'port in use: exit 2');
+  t.match(busy.stderr, /--listen: .*EADDRINUSE/);
+  blocker.child.kill('SIGTERM');
+  t.equal(await blocker.exited, 0);
+});
+
+t.test('flags win over the environment, which wins over --config', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'xep207-cli-'));
+  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${p1}`, upstream: 'tcp://127.0.0.1:1', maxStanzaSize: 1000, logLevel: 'debug' }));
+  const check = async (args: string[], env: Record<string, string>, port: number) => {
+    const r = start(['--config', file, ...args], env);
+    const l = await r.waitLog((l) => l.msg === 'listening');
+    t.equal(l.listen, `127.0.0.1:${port}`);
+    r.child.kill('SIGTERM');
+    t.equal(await r.exited, 0);
+  };
+  await check([], {}, p1);
+  await check([], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p2);
+  await check(['--listen', `127.0.0.1:${p3}`], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p3);
+  writeFileSync(file, JSON.stringify({ listen: 5222, bogus: 1 }));
+  const bad = runSync(['--config', file]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /unknown key 'bogus'/);
+});
+
+t.test('with a real backend: logs, and SIGTERM/SIGINT shut every client down', async (t) => {
+  const backend = await startEjabberd({ users: [['juliet', 'capulet.lit', 'secret'], ['romeo', 'montague.lit', 'secret']] });
+  t.teardown(() => backend.stop());
+  const common = ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem'), '--tls-cert', join(CERTS, 'cert.pem'), '--tls-key', join(CERTS, 'key.pem')];
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    t.test(`${signal}: <system-shutdown/> to every client, exit 0`, async (t) => {
+      const port = await freePort();
+      const proc = start(['--listen', `127.0.0.1:${port}`, ...common, '--log-level', 'debug']);
+      t.teardown(() => proc.child.kill('SIGKILL'));
+      await proc.waitLog((l) => l.msg === 'listening');
+      const a = await RawClient.login(port, 'capulet.lit', 'juliet', 'secret', 'a');
+      const b = await RawClient.login(port, 'montague.lit', 'romeo', 'secret', 'b');
+      const c = await connect({ port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'lib' });
+      const libError = new Promise<string>((resolve) => c.on('error', (e: { condition?: string }) => resolve(e.condition ?? String(e))));
+      proc.child.kill(signal);
+      for (const raw of [a, b]) {
+        await raw.expect(/<stream:error><system-shutdown xmlns=["']urn:ietf:params:xml:ns:xmpp-streams["']/);
+        await raw.waitClosed();
+      }
+      t.equal(await libError, 'system-shutdown', '@xmpp/client sees system-shutdown');
+      t.equal(await proc.exited, 0, 'exit code 0');
+      t.ok(proc.lines.some((l) => l.msg === 'shutting down' && l.signal === signal), 'logged');
+    });
+  }
+
+  t.test('logs: a JSON line per connection event with the session id, the JID once bound, never SASL data', async (t) => {
+    const port = await freePort();
+    const proc = start(['--listen', `127.0.0.1:${port}`, ...common, '--log-level', 'debug']);
+    t.teardown(() => proc.child.kill('SIGKILL'));
+    await proc.waitLog((l) => l.msg === 'listening');
+    const password = 'secret';
+    const c = await connect({ port, domain: 'capulet.lit', username: 'juliet', password, resource: 'logged', mechanism: 'PLAIN' });
+    await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await c.stop();
+    const closed = await proc.waitLog((l) => l.msg === 'session closed');
+    const sid = closed.sid as string;
+    t.ok(sid, 'session id');
+    const mine = proc.lines.filter((l) => l.sid === sid);
+    const msgs = mine.map((l) => l.msg);
+    for (const m of ['client connected', 'backend stream open', 'authenticated', 'bound', 'client closed its stream', 'session closed']) t.ok(msgs.includes(m), `logged: ${m}`);
+    const bound = mine.find((l) => l.msg === 'bound')!;
+    t.equal(bound.jid, 'juliet@capulet.lit/logged', 'JID on the bound line');
+    t.ok(mine.filter((l) => msgs.indexOf('bound') <= mine.indexOf(l)).every((l) => l.jid === 'juliet@capulet.lit/logged'), 'every later line carries the JID');
+    const all = proc.lines.map((l) => JSON.stringify(l)).join('\n');
+    const plain = Buffer.from(`\0juliet\0${password}`).toString('base64');
+    t.notOk(all.includes(plain), 'no SASL PLAIN payload');
+    t.notOk(all.includes(password), 'no password');
+    t.notMatch(all, /<auth|<challenge|<response|<success/, 'no SASL elements');
+    t.ok(proc.lines.every((l) => !('stderr' in l)), 'nothing on stderr');
+    proc.child.kill('SIGTERM');
+    t.equal(await proc.exited, 0);
+  });
+});
