@@ -2,7 +2,7 @@
 // dir, random loopback ports, config from test/backends/ejabberd/, users registered with ejabberdctl.
 // See ../shared/research/BACKENDS.md for why each setting is there.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync } from 'node:fs';
+import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -49,11 +49,24 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   const child: ChildProcess = spawn(EJABBERDCTL, [...ctlArgs, 'foreground'], { detached: true, stdio: ['ignore', out, out] });
   let exited = false;
   child.once('exit', () => (exited = true));
+  // as root, ejabberdctl runs beam through `su`, which puts it in a process group of its own: the
+  // beam's pid (from its pid file) is what has to be signalled
+  const pidFile = join(dir, 'run', 'ejabberd.pid');
+  const kill = (signal: NodeJS.Signals) => {
+    killGroup(child, signal);
+    try {
+      process.kill(Number(readFileSync(pidFile, 'utf8').trim()), signal);
+    } catch {
+      /* no pid file yet, or already gone */
+    }
+  };
+  const onExit = () => kill('SIGKILL'); // the test process dies: never leave a backend behind
+  process.once('exit', onExit);
   const logFile = join(dir, 'logs', 'ejabberd.log');
   try {
     await waitForPort(port, 60_000, () => !exited);
   } catch (err) {
-    killGroup(child);
+    kill('SIGKILL');
     throw new Error(`ejabberd did not start: ${(err as Error).message}\n${tail(consoleLog)}\n${tail(logFile)}`);
   }
   const backend: Backend = {
@@ -67,18 +80,31 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
       await run(EJABBERDCTL, [...ctlArgs, 'register', user, domain, password], { cwd: dir });
     },
     stop: async () => {
-      if (!exited) {
-        const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        killGroup(child, 'SIGTERM');
-        const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 8000);
-        await done;
-        clearTimeout(timer);
-      }
+      const beam = (() => {
+        try {
+          return Number(readFileSync(pidFile, 'utf8').trim());
+        } catch {
+          return 0;
+        }
+      })();
+      kill('SIGKILL'); // a throwaway instance: no need to wait for a graceful stop
+      const deadline = Date.now() + 8000;
+      while ((!exited || (beam && alive(beam))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      process.off('exit', onExit);
       if (!process.env.XEP207_KEEP_BACKEND) rmSync(dir, { recursive: true, force: true });
     },
   };
   await Promise.all((opts.users ?? []).map(([u, d, p]) => backend.register(u, d, p)));
   return backend;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
