@@ -2,6 +2,7 @@
 // Every option is declared once in OPTIONS: its flag, its environment variable, its JSON key, its
 // default and how to read it; the CLI help, the README table and validation all come from it.
 import { readFileSync } from 'node:fs';
+import type { BackendName } from './backends/profile.js';
 
 export type UpstreamTlsMode = 'require' | 'prefer' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -27,6 +28,7 @@ export interface Config {
   requestTimeout: number;
   logLevel: LogLevel;
   logPretty: boolean;
+  backend: BackendName | 'auto';
 }
 
 /** A bad value: the CLI prints `error: <flag>: <reason>` and exits 2. */
@@ -66,11 +68,13 @@ export interface RawConfig {
   requestTimeout?: string;
   logLevel?: string;
   logPretty?: boolean;
+  backend?: string;
 }
 
 export const OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: '--listen', arg: '[host:]port', description: 'where clients connect (c2s, RFC 6120)', default: '5222' },
   { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS) or tls://host:port (direct TLS); required' },
+  { key: 'backend', flag: '--backend', arg: 'kind', description: "the backend's kind, for what it does natively: auto (ask its disco#info), ejabberd, prosody or generic", default: 'auto' },
   { key: 'upstreamTls', flag: '--upstream-tls', arg: 'mode', description: 'STARTTLS to a tcp:// backend: require, prefer (when offered) or off', default: 'prefer' },
   { key: 'upstreamCa', flag: '--upstream-ca', arg: 'file', description: "PEM file of CA certificates to verify the backend's certificate (default: the system's)" },
   { key: 'upstreamInsecure', flag: '--upstream-insecure', description: "do not verify the backend's certificate (self-signed test backends only)", default: false },
@@ -198,6 +202,8 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     }
   }
   const upstream = parseUpstream(merged.upstream);
+  const backend = merged.backend!;
+  if (!['auto', 'ejabberd', 'prosody', 'generic'].includes(backend)) throw new ConfigError('--backend', `expected auto, ejabberd, prosody or generic, got '${backend}'`);
   if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', "'off' contradicts a tls:// upstream");
   const config: Config = {
     listen: parseListen(merged.listen!),
@@ -212,6 +218,7 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     requestTimeout: seconds('--request-timeout', merged.requestTimeout!),
     logLevel: logLevel as LogLevel,
     logPretty: Boolean(merged.logPretty),
+    backend: backend as BackendName | 'auto',
   };
   if (merged.upstreamCa) config.upstreamCa = merged.upstreamCa;
   if (merged.tlsCert) config.tlsCert = merged.tlsCert;

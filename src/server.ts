@@ -24,7 +24,7 @@ export class Proxy {
 
   constructor(private readonly opts: ProxyOptions) {
     const { config } = opts;
-    this.rules = opts.rules ?? defaultRules();
+    this.rules = opts.rules ?? defaultRules({ backend: config.backend });
     this.secureContext =
       config.tlsCert && config.tlsKey
         ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })

@@ -1,11 +1,26 @@
 // The ordered rule table. The first rule to claim a stanza wins; a stanza nobody claims passes
-// through unchanged. Later issues add presence (§3), subscription and roster (§4, §8), MUC (§5) and
-// one-to-one chat (§6) here.
+// through unchanged. MUC (§5) and one-to-one chat (§6) come later.
+import type { BackendName } from '../backends/profile.js';
+import { accountRule } from './account.js';
 import { pingRule } from './ping.js';
+import { presenceRule } from './presence.js';
+import { rosterRule } from './roster.js';
+import { subscriptionRule } from './subscription.js';
 import type { Rule } from './types.js';
 
 export type { Rule, RuleContext, Verdict } from './types.js';
 
-export function defaultRules(): Rule[] {
-  return [pingRule];
+export interface RuleOptions {
+  /** which backend profile to use ('auto': from the server's disco#info identity) */
+  backend?: BackendName | 'auto';
+}
+
+export function defaultRules(options: RuleOptions = {}): Rule[] {
+  return [
+    accountRule({ backend: options.backend ?? 'auto' }), // login: profile, nodes, roster (first: the others need it)
+    pingRule, //                                            XEP-0199 server ping
+    rosterRule, //                                          §4 roster
+    subscriptionRule, //                                    §4, §8 subscriptions
+    presenceRule, //                                        §3 presence
+  ];
 }

@@ -13,6 +13,8 @@ export type Verdict = boolean | void;
 export interface Rule {
   /** short name, for logs */
   readonly name: string;
+  /** stream features the rule adds to those offered after authentication */
+  readonly features?: readonly Element[];
   /** a stanza from the client, after resource binding */
   fromClient?(stanza: Stanza, ctx: RuleContext): Verdict | Promise<Verdict>;
   /** a stanza from the backend, after resource binding */

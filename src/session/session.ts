@@ -78,6 +78,7 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.log.child({ sid: this.id });
+    this.traceOn = deps.log.isLevelEnabled('trace');
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.client = new XmlStream(socket, {
@@ -131,7 +132,7 @@ export class Session {
     this.headerSent = true;
     if (this.authenticated) {
       this.phase = 'authed';
-      void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f));
+      void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.flatMap((r) => r.features ?? [])));
     } else {
       this.phase = 'preauth';
       if (!this.backend) this.backendReady = this.openBackend();
@@ -189,6 +190,7 @@ export class Session {
   // ---- elements from the client --------------------------------------------------------------
 
   private onClientElement(s: Stanza): void {
+    if (this.traceOn && this.authenticated) this.log.trace({ in: 'client', xml: s.raw }, 'stanza'); // never SASL data
     switch (this.phase) {
       case 'bound':
         if (s.isStanza) this.toBackendLane!.push(s);
@@ -245,6 +247,8 @@ export class Session {
   }
 
   private saslMechanism = '';
+  /** stanza tracing is costly: decided once per session */
+  private traceOn = false;
 
   private saslElement(s: Stanza): void {
     if ((s.name === 'response' || s.name === 'abort') && s.attrs.xmlns === NS_SASL) {
@@ -290,6 +294,7 @@ export class Session {
   // ---- elements from the backend -------------------------------------------------------------
 
   private onBackendElement(s: Stanza): void {
+    if (this.traceOn && this.authenticated) this.log.trace({ in: 'backend', xml: s.raw }, 'stanza');
     if (this.tracker.match(s)) return;
     switch (this.phase) {
       case 'bound':
@@ -372,8 +377,10 @@ export class Session {
     this.toClientLane = new Lane(fromBackend, {
       forward: (s) => this.client.sendRaw(s.raw),
       failed: (s, err) => this.ruleFailed(s, err, 'backend'),
-      pause: () => this.setPause(this.backendPause, 'lane', true, () => this.backend?.stream),
-      resume: () => this.setPause(this.backendPause, 'lane', false, () => this.backend?.stream),
+      // never pause the backend socket for a busy rule: the rule may be waiting for an answer that
+      // only arrives on that socket (the tracker reads answers ahead of the lane); the lane queues
+      pause: () => undefined,
+      resume: () => undefined,
     }, this.log);
     // stanzas the client sent before the bind answer wait until every onBound hook has run
     const early = this.early;
@@ -413,6 +420,7 @@ export class Session {
       request: (iq, timeoutMs) => {
         if (!this.backend || this.backendGone) return Promise.reject(new StanzaError('remote-server-not-found', 'the backend connection is closed'));
         const answer = this.tracker.track(iq, timeoutMs);
+        if (this.traceOn) this.log.trace({ out: 'backend', xml: iq.toString() }, 'request');
         this.backend.send(iq);
         return answer;
       },

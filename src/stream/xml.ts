@@ -102,3 +102,26 @@ export function stripWhitespace(el: Element): Element {
   for (const c of el.children) if (typeof c !== 'string') stripWhitespace(c);
   return el;
 }
+
+/**
+ * A serialization that does not depend on attribute order (servers re-serialize payloads with their
+ * own order), for comparing elements.
+ */
+export function canonicalXml(el: Element): string {
+  const attrs = Object.keys(el.attrs)
+    .filter((k) => el.attrs[k] !== undefined && el.attrs[k] !== null)
+    .sort()
+    .map((k) => ` ${k}="${escapeAttr(String(el.attrs[k]))}"`)
+    .join('');
+  let inner = '';
+  for (const c of el.children) inner += typeof c === 'string' ? escapeText(c) : canonicalXml(c);
+  return `<${el.name}${attrs}>${inner}</${el.name}>`;
+}
+
+function escapeAttr(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+}
+
+function escapeText(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

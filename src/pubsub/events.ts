@@ -1,0 +1,72 @@
+// Reading XEP-0060 notifications (§7.1.2.1 items, §7.2.2.1 retract, §8.8.4 subscription state) and
+// the §8.6 subscription authorization form a service sends to a node owner.
+import type { Element } from 'ltx';
+import { NS_DATA, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
+import { FORM_SUBSCRIBE_AUTHORIZATION, formFields } from './forms.js';
+
+export interface PublishedItem {
+  id: string;
+  /** the publisher the service stamped (ejabberd: a full JID, Prosody: a bare JID), if it did */
+  publisher?: string;
+  payload: Element | undefined;
+}
+
+export interface PubsubEvent {
+  /** the service that sent it (for PEP: the node owner's bare JID) */
+  service: string;
+  node: string;
+  items: PublishedItem[];
+  retracts: string[];
+}
+
+function payloadOf(item: Element): Element | undefined {
+  return item.children.find((c): c is Element => typeof c !== 'string');
+}
+
+/** An items/retract notification, or undefined if `message` is not one. */
+export function parseItemsEvent(message: Element): PubsubEvent | undefined {
+  const event = message.getChild('event', NS_PUBSUB_EVENT);
+  const items = event?.getChild('items');
+  if (!event || !items) return undefined;
+  const node = items.attrs.node as string | undefined;
+  if (!node) return undefined;
+  const out: PubsubEvent = { service: (message.attrs.from as string | undefined) ?? '', node, items: [], retracts: [] };
+  for (const c of items.children) {
+    if (typeof c === 'string') continue;
+    if (c.name === 'item') {
+      const it: PublishedItem = { id: (c.attrs.id as string | undefined) ?? '', payload: payloadOf(c) };
+      if (c.attrs.publisher) it.publisher = c.attrs.publisher as string;
+      out.items.push(it);
+    } else if (c.name === 'retract' && c.attrs.id) {
+      out.retracts.push(c.attrs.id as string);
+    }
+  }
+  return out;
+}
+
+/** Items of an items-retrieval result (§6.5). */
+export function itemsOfResult(result: Element): PublishedItem[] {
+  const items = result.getChild('pubsub')?.getChild('items');
+  if (!items) return [];
+  return items.getChildren('item').map((c) => {
+    const it: PublishedItem = { id: (c.attrs.id as string | undefined) ?? '', payload: payloadOf(c) };
+    if (c.attrs.publisher) it.publisher = c.attrs.publisher as string;
+    return it;
+  });
+}
+
+/** The node of a notification message (items, retract, subscription, configuration...), if any. */
+export function eventNode(message: Element): string | undefined {
+  const event = message.getChild('event', NS_PUBSUB_EVENT);
+  if (!event) return undefined;
+  for (const c of event.children) if (typeof c !== 'string' && c.attrs.node) return c.attrs.node as string;
+  return undefined;
+}
+
+/** §8.6: a subscription authorization form for `node`? (ejabberd sends one for authorize nodes) */
+export function isAuthorizationRequest(message: Element, node: string): boolean {
+  const x = message.getChild('x', NS_DATA);
+  if (!x) return false;
+  const f = formFields(x);
+  return f.get('FORM_TYPE')?.[0] === FORM_SUBSCRIBE_AUTHORIZATION && f.get('pubsub#node')?.[0] === node;
+}

@@ -1,0 +1,278 @@
+// The user's account as the XEP-0207 rules see it: three nodes on the user's own PEP service, a
+// session-local cache of them, and the session's RFC 6121 flags. Everything durable is in the nodes,
+// so any proxy instance can serve any session; the cache is rebuilt at every login and kept current
+// by the nodes' notifications.
+//
+//   presence               XEP-0207 §3: one item per available resource (id = resource), payload the
+//                          resource's <presence/>; subscribers = contacts allowed to see it (§4, §8)
+//   xep207-proxy/roster    private (whitelist, no members): one item per contact (roster-item.ts)
+//   xep207-proxy/inbox     whitelist, publish_model open: other users' proxies leave subscription
+//                          presences here (item id "sub:<jid>" or "auth:<jid>"), so a request made
+//                          while the user is offline waits for the next login
+//
+// The account rule (first in the table) does the login work: find the backend profile, make the
+// backend session available, create/configure missing nodes, load the roster.
+import type { Element } from 'ltx';
+import type { BackendName, BackendProfile } from '../backends/profile.js';
+import { PROFILES, profileForIdentity } from '../backends/profile.js';
+import type { Fields } from '../pubsub/forms.js';
+import * as ps from '../pubsub/requests.js';
+import { itemsOfResult } from '../pubsub/events.js';
+import { xml } from '../stream/xml.js';
+import { StanzaError } from '../xmpp/stanza-error.js';
+import type { Rule, RuleContext } from './types.js';
+import { fromStored, storedKey, toStored, type RosterEntry } from './roster-item.js';
+
+export const NODE_PRESENCE = 'presence';
+export const NODE_ROSTER = 'xep207-proxy/roster';
+export const NODE_INBOX = 'xep207-proxy/inbox';
+
+export type ChangeListener = (prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
+
+/** Per-domain backend profiles, found once per process (disco#info identity of the domain). */
+const profiles = new Map<string, Promise<BackendProfile>>();
+
+export interface AccountOptions {
+  /** 'auto' asks the server's disco#info identity */
+  backend: BackendName | 'auto';
+}
+
+export class Account {
+  profile: BackendProfile = PROFILES.generic;
+  readonly bare: string;
+  readonly full: string;
+  readonly roster = new Map<string, RosterEntry>();
+  /** last presence seen per contact (bare JID) and resource */
+  readonly contactPresence = new Map<string, Map<string, Element>>();
+  /** the client sent initial presence and has not gone unavailable */
+  available = false;
+  /** the client asked for the roster: it gets roster pushes (RFC 6121 §2.2 "interested resource") */
+  interested = false;
+  /** the roster node could be read at login */
+  rosterLoaded = false;
+  private listeners: ChangeListener[] = [];
+  /**
+   * Our own roster writes whose notification has not come back yet (per contact, in order). The
+   * notification of an older write of ours may arrive after a newer one was applied; it must not
+   * roll the cache back.
+   */
+  private ownWrites = new Map<string, string[]>();
+  private availableListeners: Array<() => void> = [];
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly ctx: RuleContext) {
+    this.bare = ctx.jid.bare().toString();
+    this.full = ctx.jid.toString();
+  }
+
+  onChange(l: ChangeListener): void {
+    this.listeners.push(l);
+  }
+
+  onAvailable(l: () => void): void {
+    this.availableListeners.push(l);
+  }
+
+  becameAvailable(): void {
+    this.available = true;
+    for (const l of this.availableListeners) l();
+  }
+
+  /** Run `fn` after every earlier exclusive section (roster read-modify-write stays consistent). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Node configuration for one of our nodes, with the backend's extra fields. */
+  nodeConfig(node: string): Fields {
+    const common: Fields = {
+      'pubsub#persist_items': '1',
+      'pubsub#max_items': 'max',
+      'pubsub#notify_retract': '1',
+      'pubsub#send_last_published_item': 'never',
+      ...this.profile.extraNodeConfig,
+    };
+    if (node === NODE_PRESENCE) return { ...common, 'pubsub#access_model': this.profile.presenceAccessModel };
+    if (node === NODE_INBOX) return { ...common, 'pubsub#access_model': 'whitelist', 'pubsub#publish_model': 'open' };
+    return { ...common, 'pubsub#access_model': 'whitelist' };
+  }
+
+  // ---- login ---------------------------------------------------------------------------------
+
+  async start(options: AccountOptions): Promise<void> {
+    this.profile = await this.detectProfile(options);
+    // Deliveries to a bare JID (pubsub notifications included) need an available backend session on
+    // both backends, and roster pushes must reach a client that never sends presence: so every
+    // session is made available right away, with a bare <presence/> that carries nothing of the
+    // user's (their real presence goes into the `presence` node).
+    this.ctx.toBackend(xml('presence'));
+    await this.ensureNodes();
+    await this.loadRoster();
+  }
+
+  private detectProfile(options: AccountOptions): Promise<BackendProfile> {
+    if (options.backend !== 'auto') return Promise.resolve(PROFILES[options.backend]);
+    let p = profiles.get(this.ctx.domain);
+    if (!p) {
+      p = this.ctx.request(ps.discoInfo(this.ctx.domain)).then(
+        (res) => {
+          const ids = res.getChild('query')?.getChildren('identity') ?? [];
+          const server = ids.find((i) => i.attrs.category === 'server') ?? ids.find((i) => i.attrs.name);
+          return profileForIdentity(server?.attrs.name as string | undefined);
+        },
+        () => {
+          profiles.delete(this.ctx.domain);
+          return PROFILES.generic;
+        },
+      );
+      profiles.set(this.ctx.domain, p);
+    }
+    return p;
+  }
+
+  /** Create our nodes where missing; subscribe the owner where the backend needs it. */
+  private async ensureNodes(): Promise<void> {
+    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX];
+    let existing = new Set<string>();
+    try {
+      const res = await this.ctx.request(ps.discoItems(this.bare));
+      existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string) ?? []);
+    } catch (err) {
+      this.ctx.log.warn({ err: String(err) }, 'cannot list own PEP nodes');
+    }
+    for (const node of wanted) {
+      if (existing.has(node)) continue;
+      try {
+        await this.ctx.request(ps.createNode(node, this.nodeConfig(node)));
+        this.ctx.log.info({ node }, 'created node');
+      } catch (err) {
+        if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
+      }
+    }
+    if (!this.profile.ownerNotifiedImplicitly) {
+      const subs = await this.ctx.request(ps.mySubscriptions(undefined)).catch(() => undefined);
+      const have = new Set(
+        subs?.getChild('pubsub')?.getChild('subscriptions')?.getChildren('subscription')
+          .filter((s) => s.attrs.jid === this.bare && s.attrs.subscription === 'subscribed')
+          .map((s) => s.attrs.node as string) ?? [],
+      );
+      for (const node of wanted) if (!have.has(node)) await this.ctx.request(ps.subscribe(undefined, node, this.bare));
+    }
+  }
+
+  private async loadRoster(): Promise<void> {
+    const res = await this.ctx.request(ps.items(undefined, NODE_ROSTER));
+    for (const item of itemsOfResult(res)) {
+      const e = fromStored(item.payload);
+      if (e && e.jid === item.id) this.roster.set(e.jid, e);
+    }
+    this.rosterLoaded = true;
+  }
+
+  // ---- roster writes -------------------------------------------------------------------------
+
+  entry(jid: string): RosterEntry | undefined {
+    return this.roster.get(jid);
+  }
+
+  /**
+   * Store an entry (with the presence that caused it as `event`, if any). The cache and the change
+   * listeners are updated at once; the node's notification of the same content is then a no-op.
+   */
+  async save(next: RosterEntry, event?: Element): Promise<void> {
+    const stored: RosterEntry = { ...next };
+    if (event) stored.event = event;
+    else delete stored.event;
+    const prev = this.roster.get(next.jid);
+    const key = storedKey(stored);
+    if (storedKey(prev) === key) return;
+    this.expectEcho(next.jid, key);
+    this.apply(prev, stored);
+    await this.ctx.request(ps.publish(undefined, NODE_ROSTER, stored.jid, toStored(stored), { 'pubsub#access_model': 'whitelist' }));
+  }
+
+  async remove(jid: string): Promise<void> {
+    const prev = this.roster.get(jid);
+    if (!prev) return;
+    this.expectEcho(jid, '');
+    this.apply(prev, undefined);
+    await this.ctx.request(ps.retract(undefined, NODE_ROSTER, jid)).catch((err: unknown) => {
+      if (!(err instanceof StanzaError && err.condition === 'item-not-found')) throw err;
+    });
+  }
+
+  /** A roster node notification (any session's write): update the cache, tell the listeners. */
+  stored(jid: string, next: RosterEntry | undefined): void {
+    const key = storedKey(next);
+    const mine = this.ownWrites.get(jid);
+    const at = mine ? mine.indexOf(key) : -1;
+    if (at !== -1) {
+      // the echo of one of our writes: everything up to it has come back; the cache is already newer
+      mine!.splice(0, at + 1);
+      if (mine!.length === 0) this.ownWrites.delete(jid);
+      return;
+    }
+    const prev = this.roster.get(jid);
+    if (storedKey(prev) === key) return;
+    this.apply(prev, next);
+  }
+
+  private expectEcho(jid: string, key: string): void {
+    const list = this.ownWrites.get(jid) ?? [];
+    list.push(key);
+    if (list.length > 16) list.shift(); // echoes that never came (a lost notification) are forgotten
+    this.ownWrites.set(jid, list);
+  }
+
+  private apply(prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
+    if (next) this.roster.set(next.jid, next);
+    else if (prev) this.roster.delete(prev.jid);
+    for (const l of this.listeners) {
+      try {
+        l(prev, next);
+      } catch (err) {
+        this.ctx.log.error({ err }, 'roster change listener failed');
+      }
+    }
+  }
+}
+
+const KEY = 'account';
+
+/** The session's Account (created by the account rule at bind). */
+export function accountOf(ctx: RuleContext): Account {
+  const a = ctx.state.get(KEY) as Account | undefined;
+  if (!a) throw new StanzaError('internal-server-error', 'account not ready');
+  return a;
+}
+
+export function hasAccount(ctx: RuleContext): boolean {
+  return ctx.state.has(KEY);
+}
+
+/**
+ * First in the table: sets up the Account at bind, and keeps the backend's echo of our bare
+ * availability presence (ejabberd reflects it to the session) from reaching the client.
+ */
+export function accountRule(options: AccountOptions): Rule {
+  return {
+    name: 'account',
+    async onBound(ctx) {
+      const account = new Account(ctx);
+      ctx.state.set(KEY, account);
+      try {
+        await account.start(options);
+      } catch (err) {
+        ctx.log.error({ err: String(err) }, 'account setup failed: roster and presence unavailable this session');
+      }
+    },
+    fromBackend(s, ctx) {
+      if (s.name !== 'presence') return false;
+      const from = s.attrs.from;
+      // our own bare availability, reflected by the backend: not the user's presence
+      return from === ctx.jid.toString() && s.attrs.type === undefined && !s.childName;
+    },
+  };
+}

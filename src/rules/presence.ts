@@ -1,0 +1,194 @@
+// XEP-0207 §3: presence is pubsub. A client's broadcast presence becomes an item of the user's
+// `presence` node (item id = resource, payload the <presence/> with the bound full JID as `from`);
+// the node's notifications become <presence/> stanzas for the contacts' clients (and the user's
+// other resources). At initial presence the proxy does what a server's probes do: it reads the
+// current items of every contact the user is subscribed to, and of the user's own node. When a
+// client goes away without saying so, the proxy publishes its unavailability for it.
+import type { Element } from 'ltx';
+import { itemsOfResult, parseItemsEvent, type PublishedItem } from '../pubsub/events.js';
+import * as ps from '../pubsub/requests.js';
+import { xml } from '../stream/xml.js';
+import { bareOf } from '../xmpp/jid.js';
+import { NS_CLIENT } from '../xmpp/ns.js';
+import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
+import { hasTo, isSubscriptionType } from './subscription-states.js';
+import type { Rule, RuleContext } from './types.js';
+
+/** The pubsub payload for a client's broadcast presence: `from` is the bound JID, never the client's. */
+export function presencePayload(client: Element, fullJid: string): Element {
+  const attrs: Record<string, string> = { ...(client.attrs as Record<string, string>), xmlns: NS_CLIENT, from: fullJid };
+  delete attrs.to;
+  const p = xml('presence', attrs);
+  for (const c of client.children) p.children.push(c);
+  return p;
+}
+
+/** The legacy presence a client gets for a published (or retracted) item. */
+export function presenceFromItem(payload: Element, to: string): Element {
+  const attrs: Record<string, string> = { ...(payload.attrs as Record<string, string>), to };
+  delete attrs.xmlns;
+  const p = xml('presence', attrs);
+  p.children = payload.children;
+  return p;
+}
+
+function unavailableFrom(from: string, to: string): Element {
+  return xml('presence', { from, to, type: 'unavailable' });
+}
+
+/** Is this an item a contact's node may hold: a <presence/> from that contact, its id the resource? */
+function validItem(service: string, item: PublishedItem): Element | undefined {
+  const p = item.payload;
+  if (!p || p.name !== 'presence' || typeof p.attrs.from !== 'string') return undefined;
+  const from = p.attrs.from as string;
+  if (bareOf(from).toLowerCase() !== service || from.slice(from.indexOf('/') + 1) !== item.id) return undefined;
+  return p;
+}
+
+function cacheOf(account: Account, contact: string): Map<string, Element> {
+  let m = account.contactPresence.get(contact);
+  if (!m) account.contactPresence.set(contact, (m = new Map()));
+  return m;
+}
+
+/** A presence item of `service` arrived (notification or probe): remember it, deliver it. */
+function seen(account: Account, service: string, payload: Element, probe: boolean): void {
+  const resource = (payload.attrs.from as string).slice(service.length + 1);
+  const cache = cacheOf(account, service);
+  const unavailable = payload.attrs.type === 'unavailable';
+  if (unavailable) {
+    const known = cache.delete(resource);
+    if (probe || !known) return; // nothing to say about a resource nobody saw
+  } else {
+    cache.set(resource, payload);
+  }
+  if (account.available) account.ctx.toClient(presenceFromItem(payload, account.full));
+}
+
+function gone(account: Account, service: string, resource: string): void {
+  if (cacheOf(account, service).delete(resource) && account.available) {
+    account.ctx.toClient(unavailableFrom(`${service}/${resource}`, account.full));
+  }
+}
+
+/** What a server's presence probe does: read the contact's current items. */
+async function probe(account: Account, service: string, skip?: string): Promise<void> {
+  const res = await account.ctx.request(ps.items(service === account.bare ? undefined : service, NODE_PRESENCE)).catch(() => undefined);
+  if (!res) return;
+  for (const item of itemsOfResult(res)) {
+    if (item.id === skip) continue;
+    const p = validItem(service, item);
+    if (p && p.attrs.type !== 'unavailable') seen(account, service, p, true);
+  }
+}
+
+async function publishPresence(account: Account, payload: Element): Promise<void> {
+  const resource = account.ctx.jid.resource;
+  const options = { 'pubsub#access_model': account.profile.presenceAccessModel };
+  try {
+    await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, resource, payload, options));
+  } catch (err) {
+    // the node's configuration drifted (publish-options precondition): put ours back, try once more
+    if (!(err instanceof StanzaError && (err.condition === 'conflict' || err.condition === 'precondition-not-met'))) throw err;
+    await account.ctx.request(ps.configureNode(NODE_PRESENCE, account.nodeConfig(NODE_PRESENCE)));
+    await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, resource, payload, options));
+  }
+}
+
+/** The resource goes unavailable: publish it (with the client's status, if any), then drop the item. */
+async function goUnavailable(account: Account, payload: Element): Promise<void> {
+  account.available = false;
+  await publishPresence(account, payload);
+  await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
+  account.contactPresence.clear();
+}
+
+async function broadcast(account: Account, client: Element): Promise<void> {
+  const payload = presencePayload(client, account.full);
+  if (client.attrs.type === 'unavailable') {
+    if (account.available) await goUnavailable(account, payload);
+    return;
+  }
+  const initial = !account.available;
+  account.available = true; // before publishing: the node's echo is this resource's own presence
+  await publishPresence(account, payload);
+  if (!initial) return;
+  account.becameAvailable();
+  const contacts = [...account.roster.values()].filter((e) => hasTo(e.subscription)).map((e) => e.jid);
+  await Promise.all([probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
+}
+
+export const presenceRule: Rule = {
+  name: 'presence',
+
+  onBound(ctx) {
+    if (!hasAccount(ctx)) return;
+    const account = accountOf(ctx);
+    account.onChange((prev, next) => {
+      const had = prev !== undefined && hasTo(prev.subscription);
+      const has = next !== undefined && hasTo(next.subscription);
+      const contact = (next ?? prev)!.jid;
+      if (has && !had && account.available) void probe(account, contact);
+      if (had && !has) for (const r of [...cacheOf(account, contact).keys()]) gone(account, contact, r);
+    });
+  },
+
+  fromClient(s, ctx) {
+    if (s.name !== 'presence') return false;
+    const type = s.attrs.type;
+    if (isSubscriptionType(type)) return false;
+    if (type === 'error') return true; // an error about a presence the proxy delivered: nothing to do
+    const to = s.attrs.to;
+    const own = ctx.jid.bare().toString();
+    if (to !== undefined && bareOf(to).toLowerCase() !== own) {
+      if (type === 'probe') return true; // RFC 6121 §4.3: clients do not probe; the proxy does at login
+      // directed presence (RFC 6121 §4.6) would carry presence outside the pubsub model
+      ctx.toClient(errorReply(s.el, new StanzaError('service-unavailable', 'directed presence is not supported'), ctx.domain));
+      return true;
+    }
+    if (type !== undefined && type !== 'unavailable') {
+      ctx.toClient(errorReply(s.el, new StanzaError('bad-request', `presence type '${type}'`), ctx.domain));
+      return true;
+    }
+    if (!hasAccount(ctx) || !accountOf(ctx).rosterLoaded) {
+      ctx.toClient(errorReply(s.el, new StanzaError('internal-server-error', 'presence is unavailable'), ctx.domain));
+      return true;
+    }
+    const account = accountOf(ctx);
+    const el = s.el;
+    return broadcast(account, el).then(
+      () => true,
+      (err: unknown) => {
+        ctx.log.warn({ err: String(err) }, 'presence publish failed');
+        ctx.toClient(errorReply(el, err instanceof StanzaError ? err : new StanzaError('internal-server-error'), ctx.domain));
+        return true;
+      },
+    );
+  },
+
+  fromBackend(s, ctx) {
+    if (s.name !== 'message' || !hasAccount(ctx)) return false;
+    const ev = parseItemsEvent(s.el);
+    if (!ev || ev.node !== NODE_PRESENCE) return false;
+    const account = accountOf(ctx);
+    const service = ev.service.toLowerCase();
+    // contacts' presence counts only where the roster says we are subscribed (the backend agrees,
+    // unless a change is still on its way): anything else is dropped
+    const entry = account.entry(service);
+    if (service !== account.bare && !(entry && hasTo(entry.subscription))) return true;
+    for (const item of ev.items) {
+      const p = validItem(service, item);
+      if (p) seen(account, service, p, false);
+    }
+    for (const id of ev.retracts) gone(account, service, id);
+    return true;
+  },
+
+  async onClose(ctx: RuleContext) {
+    if (!hasAccount(ctx)) return;
+    const account = accountOf(ctx);
+    // RFC 6121 §4.5.3.2: a dropped client's contacts see it go unavailable
+    if (account.available) await goUnavailable(account, presencePayload(xml('presence', { type: 'unavailable' }), account.full));
+  },
+};

@@ -1,0 +1,117 @@
+// XEP-0207 §4 and §8: presence subscription requests and their answers. The client's four
+// subscription presences become pubsub operations and inbox items (subscription-ops.ts); what other
+// users' proxies leave in the user's inbox is applied to the roster and delivered to the client. No
+// subscription presence ever reaches the backend (ejabberd drops a session that sends one).
+import type { Element } from 'ltx';
+import { isAuthorizationRequest, itemsOfResult, parseItemsEvent } from '../pubsub/events.js';
+import * as ps from '../pubsub/requests.js';
+import { xml } from '../stream/xml.js';
+import { parseJid } from '../xmpp/jid.js';
+import { NS_PUBSUB_EVENT } from '../xmpp/ns.js';
+import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
+import { receiveSubscription, retryUndelivered, sendSubscription } from './subscription-ops.js';
+import { isSubscriptionType } from './subscription-states.js';
+import type { Rule } from './types.js';
+
+/** How often a session retries requests whose contact had no inbox yet. */
+export const RETRY_MS = 60_000;
+
+/** Deliver a stored subscription presence to the client (addressed to its full JID). */
+function deliver(account: Account, presence: Element): void {
+  const attrs: Record<string, string> = { ...(presence.attrs as Record<string, string>), to: account.full };
+  delete attrs.xmlns;
+  const out = xml('presence', attrs);
+  out.children = presence.children;
+  account.ctx.toClient(out);
+}
+
+/** Read the inbox, apply each item, retract it. */
+async function drainInbox(account: Account, items: Array<{ id: string; publisher?: string; payload: Element | undefined }>): Promise<void> {
+  for (const item of items) {
+    try {
+      await account.exclusive(() => receiveSubscription(account, item));
+    } catch (err) {
+      account.ctx.log.warn({ err: String(err), item: item.id }, 'inbox item failed');
+    }
+    await account.ctx.request(ps.retract(undefined, NODE_INBOX, item.id)).catch(() => undefined);
+  }
+}
+
+export const subscriptionRule: Rule = {
+  name: 'subscription',
+  // RFC 6121 §3.4: pre-approvals are kept (the roster entry's approved flag)
+  features: [xml('sub', { xmlns: 'urn:xmpp:features:pre-approval' })],
+
+  async onBound(ctx) {
+    if (!hasAccount(ctx)) return;
+    const account = accountOf(ctx);
+    if (!account.rosterLoaded) return;
+    // deliveries: every session delivers what any session stored as the event of a roster write
+    account.onChange((_prev, next) => {
+      if (next?.event && account.available) deliver(account, next.event);
+    });
+    // RFC 6121 §3.1.3: an unanswered request is delivered again at each initial presence
+    account.onAvailable(() => {
+      for (const e of account.roster.values()) if (e.pendingIn && e.request) deliver(account, e.request);
+    });
+    // what arrived while the user was offline
+    const res = await ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined);
+    if (res) await drainInbox(account, itemsOfResult(res));
+    await account.exclusive(() => retryUndelivered(account)).catch(() => undefined);
+    const timer = setInterval(() => {
+      account.exclusive(() => retryUndelivered(account)).catch(() => undefined);
+    }, RETRY_MS);
+    timer.unref();
+    ctx.state.set('subscription-retry', timer);
+  },
+
+  onClose(ctx) {
+    clearInterval(ctx.state.get('subscription-retry') as NodeJS.Timeout | undefined);
+  },
+
+  fromClient(s, ctx) {
+    if (s.name !== 'presence' || !isSubscriptionType(s.attrs.type)) return false;
+    const type = s.attrs.type;
+    const el = s.el;
+    const fail = (e: StanzaError) => {
+      ctx.toClient(errorReply(el, e, ctx.domain));
+      return true;
+    };
+    const to = parseJid(s.attrs.to);
+    if (!to) return fail(new StanzaError('jid-malformed', s.attrs.to ? 'malformed JID' : 'a subscription presence needs a to address'));
+    if (!hasAccount(ctx) || !accountOf(ctx).rosterLoaded) return fail(new StanzaError('internal-server-error', 'subscriptions are unavailable'));
+    const account = accountOf(ctx);
+    const contact = to.bare().toString();
+    if (contact === account.bare) return true; // subscriptions to oneself mean nothing: ignored
+    const extra = el.children.filter((c): c is Element => typeof c !== 'string');
+    return account
+      .exclusive(() => sendSubscription(account, contact, type, extra))
+      .then(
+        () => true,
+        (err: unknown) => {
+          if (!(err instanceof StanzaError)) ctx.log.error({ err }, 'subscription failed');
+          const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+          // the error comes from the contact's side, as a legacy server would report it
+          ctx.toClient(errorReply(xml('presence', { to: contact, from: account.full, type }), e, contact));
+          return true;
+        },
+      );
+  },
+
+  fromBackend(s, ctx) {
+    if (s.name !== 'message' || !hasAccount(ctx)) return false;
+    const account = accountOf(ctx);
+    const el = s.el;
+    const own = s.attrs.from === account.bare;
+    // ejabberd's "authorize" request form to the owner: the proxy answers through the inbox instead
+    if (own && isAuthorizationRequest(el, NODE_PRESENCE)) return true;
+    const event = el.getChild('event', NS_PUBSUB_EVENT);
+    // ejabberd tells a subscriber of subscription state changes: the inbox carries them already
+    if (event?.getChild('subscription')?.attrs.node === NODE_PRESENCE) return true;
+    const ev = own ? parseItemsEvent(el) : undefined;
+    if (!ev || ev.node !== NODE_INBOX) return false;
+    if (ev.items.length === 0) return true; // retractions of processed items
+    return drainInbox(account, ev.items).then(() => true);
+  },
+};
