@@ -32,6 +32,11 @@ export type ChangeListener = (prev: RosterEntry | undefined, next: RosterEntry |
 /** Per-domain backend profiles, found once per process (disco#info identity of the domain). */
 const profiles = new Map<string, Promise<BackendProfile>>();
 
+/** Forget what was learnt about the backends (tests that switch backends in one process). */
+export function forgetProfiles(): void {
+  profiles.clear();
+}
+
 export interface AccountOptions {
   /** 'auto' asks the server's disco#info identity */
   backend: BackendName | 'auto';

@@ -1,0 +1,180 @@
+// XEP-0207 listings 1-11 (fixtures/xep-0207, corrected as fixtures/README.md says) through the rule
+// code the proxy runs: each legacy listing becomes its pubsub listing, each notification becomes the
+// legacy stanza again. The backend is a recorder that answers requests (test/harness/recorder.ts).
+import t from 'tap';
+import type { Element } from 'ltx';
+import { defaultRules } from '../src/rules/index.js';
+import { xml } from '../src/stream/xml.js';
+import { NODE_INBOX, NODE_ROSTER, forgetProfiles } from '../src/rules/account.js';
+import { toStored, newEntry } from '../src/rules/roster-item.js';
+import { bind, canon, listing, offer, recordingContext, type Recorder } from './harness/recorder.js';
+
+const PS = 'http://jabber.org/protocol/pubsub';
+
+function find(list: Element[], pred: (el: Element) => boolean): Element | undefined {
+  return list.find(pred);
+}
+
+const isPublishTo = (node: string) => (iq: Element) => iq.getChild('pubsub', PS)?.getChild('publish')?.attrs.node === node;
+
+async function session(jid: string, identity = 'ejabberd', setup?: (rec: Recorder) => void) {
+  const rules = defaultRules();
+  forgetProfiles(); // each session here may play another backend
+  const rec = recordingContext(jid, { identity });
+  setup?.(rec);
+  await bind(rules, rec);
+  return { rules, rec };
+}
+
+/** the client's initial presence, so that presence is delivered to it */
+async function online(s: { rules: ReturnType<typeof defaultRules>; rec: Recorder }) {
+  await offer(s.rules, s.rec, xml('presence'), 'client');
+  s.rec.toClient.length = 0;
+  s.rec.requests.length = 0;
+}
+
+t.test('listing 1 (client presence) -> listing 3 (publish to the presence node)', async (t) => {
+  for (const [identity, model] of [['ejabberd', 'authorize'], ['Prosody', 'whitelist']]) {
+    const s = await session('juliet@capulet.lit/balcony', identity);
+    s.rec.requests.length = 0;
+    const claimed = await offer(s.rules, s.rec, listing(1)[0]!, 'client');
+    t.ok(claimed, 'claimed: never passed to the backend');
+    const publish = find(s.rec.requests, isPublishTo('presence'));
+    t.ok(publish, 'published');
+    const expected = canon(listing(3)[0]!).replace('<value>authorize</value>', `<value>${model}</value>`);
+    t.equal(canon(publish!), expected, `${identity}: the publish of listing 3 (item id = resource, from = bound JID)`);
+    t.equal(s.rec.toBackend.filter((e) => e.name === 'presence' && e.children.length > 0).length, 0, 'no presence payload outside the item');
+  }
+});
+
+t.test('a forged from is never trusted: the bound JID goes into the item', async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  s.rec.requests.length = 0;
+  await offer(s.rules, s.rec, xml('presence', { from: 'romeo@montague.lit/forged' }, xml('status', {}, 'Moping')), 'client');
+  const publish = find(s.rec.requests, isPublishTo('presence'))!;
+  const payload = publish.getChild('pubsub')!.getChild('publish')!.getChild('item')!.getChild('presence')!;
+  t.equal(payload.attrs.from, 'juliet@capulet.lit/balcony');
+});
+
+t.test('listing 4 (notification) -> listing 2 (presence to each subscriber)', async (t) => {
+  const notes = listing(4);
+  const expected = listing(2);
+  const subscribers = ['romeo@montague.lit/mobile', 'nurse@capulet.lit/chamber', 'benvolio@montague.lit/pda'];
+  for (let i = 0; i < subscribers.length; i++) {
+    const s = await session(subscribers[i]!, 'ejabberd', (rec) => {
+      // the subscriber's roster says it gets Juliet's presence
+      rec.nodes.set(NODE_ROSTER, [xml('item', { id: 'juliet@capulet.lit' }, toStored({ ...newEntry('juliet@capulet.lit'), subscription: 'to', listed: true }))]);
+    });
+    await online(s);
+    const claimed = await offer(s.rules, s.rec, notes[i]!, 'backend');
+    t.ok(claimed);
+    t.equal(s.rec.toClient.length, 1, 'one presence');
+    t.equal(canon(s.rec.toClient[0]!), canon(expected[i]!), subscribers[i]!);
+  }
+});
+
+t.test('a notification from somebody the roster does not follow is dropped', async (t) => {
+  const s = await session('romeo@montague.lit/mobile');
+  await online(s);
+  t.ok(await offer(s.rules, s.rec, listing(4)[0]!, 'backend'), 'claimed');
+  t.equal(s.rec.toClient.length, 0, 'nothing delivered');
+});
+
+t.test('listing 5 (subscribe) -> listing 9 (pubsub subscribe) and the request in the owner\'s inbox', async (t) => {
+  const s = await session('bard@shakespeare.lit/globe');
+  s.rec.requests.length = 0;
+  t.ok(await offer(s.rules, s.rec, listing(5)[0]!, 'client'), 'claimed');
+  const sub = find(s.rec.requests, (iq) => iq.getChild('pubsub', PS)?.getChild('subscribe') !== undefined);
+  t.equal(canon(sub!), canon(listing(9)[0]!), 'listing 9');
+  const inbox = find(s.rec.requests, isPublishTo(NODE_INBOX))!;
+  t.equal(inbox.attrs.to, 'juliet@capulet.lit', "to Juliet's PEP service");
+  const item = inbox.getChild('pubsub')!.getChild('publish')!.getChild('item')!;
+  t.equal(item.attrs.id, 'sub:bard@shakespeare.lit');
+  t.same(item.getChild('presence')!.attrs, { xmlns: 'jabber:client', type: 'subscribe', from: 'bard@shakespeare.lit', to: 'juliet@capulet.lit' });
+  t.ok(find(s.rec.requests, isPublishTo(NODE_ROSTER)), "Bard's roster now has Juliet (ask='subscribe')");
+
+  const p = await session('bard@shakespeare.lit/globe', 'Prosody');
+  p.rec.requests.length = 0;
+  await offer(p.rules, p.rec, listing(5)[0]!, 'client');
+  t.notOk(find(p.rec.requests, (iq) => iq.getChild('pubsub', PS)?.getChild('subscribe') !== undefined), 'Prosody (whitelist): no pubsub subscribe, it would be refused');
+  t.ok(find(p.rec.requests, isPublishTo(NODE_INBOX)), 'the inbox carries the request');
+});
+
+/** Juliet's session with Bard's request arrived in her inbox (notification), online and interested. */
+async function julietWithRequest() {
+  const s = await session('juliet@capulet.lit/balcony');
+  await offer(s.rules, s.rec, xml('iq', { type: 'get', id: 'r1' }, xml('query', { xmlns: 'jabber:iq:roster' })), 'client');
+  await online(s);
+  const note = xml(
+    'message',
+    { from: 'juliet@capulet.lit', to: 'juliet@capulet.lit' },
+    xml('event', { xmlns: 'http://jabber.org/protocol/pubsub#event' }, xml('items', { node: NODE_INBOX }, xml('item', { id: 'sub:bard@shakespeare.lit', publisher: 'bard@shakespeare.lit/globe' }, xml('presence', { xmlns: 'jabber:client', type: 'subscribe', from: 'bard@shakespeare.lit', to: 'juliet@capulet.lit' })))),
+  );
+  t.ok(await offer(s.rules, s.rec, note, 'backend'), 'inbox notification claimed');
+  return s;
+}
+
+t.test('the inbox item -> listing 6 (the request delivered to the owner)', async (t) => {
+  const s = await julietWithRequest();
+  const delivered = s.rec.toClient.filter((e) => e.name === 'presence');
+  t.equal(delivered.length, 1);
+  t.equal(canon(delivered[0]!), canon(listing(6)[0]!), 'listing 6');
+  t.notOk(s.rec.toClient.some((e) => e.name === 'iq'), 'no roster push: a pending request is not a roster item');
+});
+
+t.test('an inbox item whose publisher is not its sender is ignored', async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  await online(s);
+  const forged = xml(
+    'message',
+    { from: 'juliet@capulet.lit', to: 'juliet@capulet.lit' },
+    xml('event', { xmlns: 'http://jabber.org/protocol/pubsub#event' }, xml('items', { node: NODE_INBOX }, xml('item', { id: 'sub:bard@shakespeare.lit', publisher: 'mallory@evil.lit/x' }, xml('presence', { xmlns: 'jabber:client', type: 'subscribe', from: 'bard@shakespeare.lit', to: 'juliet@capulet.lit' })))),
+  );
+  t.ok(await offer(s.rules, s.rec, forged, 'backend'));
+  t.equal(s.rec.toClient.length, 0, 'nothing delivered');
+});
+
+t.test('listing 10 (authorization form) is consumed, never shown to the client', async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  await online(s);
+  t.ok(await offer(s.rules, s.rec, listing(10)[0]!, 'backend'), 'claimed');
+  t.equal(s.rec.toClient.length, 0);
+});
+
+t.test('listing 7 (approval) -> listing 11 (subscription modification) and listing 8 (roster push)', async (t) => {
+  const s = await julietWithRequest();
+  s.rec.toClient.length = 0;
+  s.rec.requests.length = 0;
+  t.ok(await offer(s.rules, s.rec, listing(7)[0]!, 'client'), 'claimed');
+  const modify = find(s.rec.requests, (iq) => iq.getChild('pubsub', 'http://jabber.org/protocol/pubsub#owner')?.getChild('subscriptions') !== undefined);
+  t.equal(canon(modify!), canon(listing(11)[0]!), 'listing 11 (corrected)');
+  const push = s.rec.toClient.find((e) => e.name === 'iq');
+  t.equal(canon(push!), canon(listing(8)[0]!), 'listing 8 (corrected)');
+  const answer = find(s.rec.requests, isPublishTo(NODE_INBOX))!;
+  t.equal(answer.attrs.to, 'bard@shakespeare.lit', "the approval goes to Bard's inbox");
+  t.equal(answer.getChild('pubsub')!.getChild('publish')!.getChild('item')!.attrs.id, 'auth:juliet@capulet.lit');
+
+  const p = await session('juliet@capulet.lit/balcony', 'Prosody');
+  p.rec.requests.length = 0;
+  await offer(p.rules, p.rec, xml('presence', { to: 'bard@shakespeare.lit', type: 'subscribed' }), 'client');
+  t.equal(p.rec.requests.length, 1, 'Prosody, nothing pending: a pre-approval, stored in the roster only');
+  const q = await julietProsodyWithRequest();
+  q.rec.requests.length = 0;
+  await offer(q.rules, q.rec, listing(7)[0]!, 'client');
+  const aff = find(q.rec.requests, (iq) => iq.getChild('pubsub', 'http://jabber.org/protocol/pubsub#owner')?.getChild('affiliations') !== undefined);
+  t.ok(aff, 'Prosody (whitelist): member affiliation first');
+  t.equal(aff!.getChild('pubsub')!.getChild('affiliations')!.getChild('affiliation')!.attrs.affiliation, 'member');
+  t.ok(q.rec.requests.indexOf(aff!) < q.rec.requests.findIndex((iq) => iq.getChild('pubsub')?.getChild('subscriptions') !== undefined), 'then the subscription');
+});
+
+async function julietProsodyWithRequest() {
+  const s = await session('juliet@capulet.lit/balcony', 'Prosody');
+  await online(s);
+  const note = xml(
+    'message',
+    { from: 'juliet@capulet.lit', to: 'juliet@capulet.lit' },
+    xml('event', { xmlns: 'http://jabber.org/protocol/pubsub#event' }, xml('items', { node: NODE_INBOX }, xml('item', { id: 'sub:bard@shakespeare.lit', publisher: 'bard@shakespeare.lit' }, xml('presence', { xmlns: 'jabber:client', type: 'subscribe', from: 'bard@shakespeare.lit', to: 'juliet@capulet.lit' })))),
+  );
+  await offer(s.rules, s.rec, note, 'backend');
+  return s;
+}
