@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Element } from 'ltx';
 import { defaultRules } from '../src/rules/index.js';
 import { xml } from '../src/stream/xml.js';
-import { NODE_INBOX, NODE_ROSTER, forgetProfiles } from '../src/rules/account.js';
+import { NODE_INBOX, NODE_ROSTER } from '../src/rules/account.js';
 import { toStored, newEntry } from '../src/rules/roster-item.js';
 import { bind, canon, listing, offer, recordingContext, type Recorder } from './harness/recorder.js';
 
@@ -19,7 +19,6 @@ const isPublishTo = (node: string) => (iq: Element) => iq.getChild('pubsub', PS)
 
 async function session(jid: string, identity = 'ejabberd', setup?: (rec: Recorder) => void) {
   const rules = defaultRules();
-  forgetProfiles(); // each session here may play another backend
   const rec = recordingContext(jid, { identity });
   setup?.(rec);
   await bind(rules, rec);

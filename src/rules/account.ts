@@ -29,17 +29,12 @@ export const NODE_INBOX = 'xep207-proxy/inbox';
 
 export type ChangeListener = (prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
 
-/** Per-domain backend profiles, found once per process (disco#info identity of the domain). */
-const profiles = new Map<string, Promise<BackendProfile>>();
-
-/** Forget what was learnt about the backends (tests that switch backends in one process). */
-export function forgetProfiles(): void {
-  profiles.clear();
-}
 
 export interface AccountOptions {
   /** 'auto' asks the server's disco#info identity */
   backend: BackendName | 'auto';
+  /** per-domain profiles found so far (one map per rule table, i.e. per proxy) */
+  profiles: Map<string, Promise<BackendProfile>>;
 }
 
 export class Account {
@@ -119,6 +114,7 @@ export class Account {
 
   private detectProfile(options: AccountOptions): Promise<BackendProfile> {
     if (options.backend !== 'auto') return Promise.resolve(PROFILES[options.backend]);
+    const profiles = options.profiles;
     let p = profiles.get(this.ctx.domain);
     if (!p) {
       p = this.ctx.request(ps.discoInfo(this.ctx.domain)).then(
@@ -261,7 +257,8 @@ export function hasAccount(ctx: RuleContext): boolean {
  * First in the table: sets up the Account at bind, and keeps the backend's echo of our bare
  * availability presence (ejabberd reflects it to the session) from reaching the client.
  */
-export function accountRule(options: AccountOptions): Rule {
+export function accountRule(backend: BackendName | 'auto'): Rule {
+  const options: AccountOptions = { backend, profiles: new Map() };
   return {
     name: 'account',
     async onBound(ctx) {

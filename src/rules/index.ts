@@ -17,7 +17,7 @@ export interface RuleOptions {
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
   return [
-    accountRule({ backend: options.backend ?? 'auto' }), // login: profile, nodes, roster (first: the others need it)
+    accountRule(options.backend ?? 'auto'), // login: profile, nodes, roster (first: the others need it)
     pingRule, //                                            XEP-0199 server ping
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

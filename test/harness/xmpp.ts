@@ -30,6 +30,7 @@ export async function connect(opts: ConnectOptions): Promise<XmppClient & { rece
     service: `xmpp://127.0.0.1:${opts.port}`,
     domain: opts.domain,
     resource: opts.resource ?? 'test',
+    timeout: 10_000, // SCRAM with 10,000 iterations on a loaded 2-core machine can take seconds
     credentials: async (authenticate: (creds: object, mech: string) => Promise<void>, mechanisms: string[]) => {
       const mech = opts.mechanism ?? mechanisms[0]!;
       if (!mechanisms.includes(mech)) throw new Error(`mechanism ${mech} not offered (offered: ${mechanisms.join(', ')})`);
