@@ -278,6 +278,9 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.send(xml('presence', { to: 'bad@@jid', type: 'subscribe', id: 'bad1' }));
       const err = await waitFor(juliet, (s) => s.name === 'presence' && s.attrs.type === 'error' && s.attrs.id === 'bad1');
       t.ok(err.getChild('error')!.getChild('jid-malformed', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'jid-malformed');
+      await juliet.send(xml('presence', { to: 'paris@verona.invalid', type: 'subscribe', id: 'far1' }));
+      const far = await waitFor(juliet, (s) => s.name === 'presence' && s.attrs.type === 'error' && s.attrs.from === 'paris@verona.invalid');
+      t.ok(far.getChild('error')!.getChild('remote-server-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'a domain the backend cannot reach: remote-server-not-found');
       const setErr = await juliet.iqCaller
         .request(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_ROSTER }, xml('item', { jid: 'a@b' }), xml('item', { jid: 'c@d' }))))
         .then(() => undefined, (e: { condition?: string }) => e);

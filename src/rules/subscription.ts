@@ -93,7 +93,8 @@ export const subscriptionRule: Rule = {
           if (!(err instanceof StanzaError)) ctx.log.error({ err }, 'subscription failed');
           const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
           // the error comes from the contact's side, as a legacy server would report it
-          ctx.toClient(errorReply(xml('presence', { to: contact, from: account.full, type }), e, contact));
+          const original = xml('presence', { ...(el.attrs as Record<string, string>), to: s.attrs.to!, from: account.full });
+          ctx.toClient(errorReply(original, e, contact));
           return true;
         },
       );
