@@ -11,6 +11,9 @@ import { startCapture, type Capture } from './harness/capture.js';
 import { connect, waitFor, xml, type XmppClient } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
 import { Tokenizer } from '../src/stream/tokenizer.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { CERTS, ROOT, freePort, waitForPort } from './harness/common.js';
 import type { Stanza } from '../src/stream/stanza.js';
 
 type Client = XmppClient & { received: Element[] };
@@ -209,6 +212,33 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const push = await waitFor(garden, isPush('romeo@montague.lit', { name: 'My Romeo', subscription: 'both' }));
       t.same(push.getChild('query')!.getChild('item')!.getChildren('group').map((g: Element) => g.getText()), ['Lovers'], 'pushed through the other instance');
       await Promise.all([juliet.stop(), garden.stop()]);
+    });
+
+    t.test('a proxy instance dies: its resources do not stay online', async (t) => {
+      // proxy A in its own process, killed with SIGKILL: no onClose hook runs, nothing is unpublished
+      const port = await freePort();
+      const a = spawn(process.execPath, [join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${cap.port}`, '--upstream-tls', 'off', '--tls-cert', join(CERTS, 'cert.pem'), '--tls-key', join(CERTS, 'key.pem'), '--log-level', 'warn'], { stdio: 'ignore' });
+      t.teardown(() => a.kill('SIGKILL'));
+      await waitForPort(port, 10_000);
+      const romeo = await login('romeo', 'montague.lit', 'orchard');
+      await online(romeo);
+      const doomed = (await connect({ port, domain: 'capulet.lit', username: 'juliet', password: PASSWORD, resource: 'doomed' })) as Client;
+      doomed.on('error', () => undefined);
+      await online(doomed);
+      await waitFor(romeo, isPresence('juliet@capulet.lit/doomed'));
+      a.kill('SIGKILL');
+      await new Promise((r) => a.once('exit', r));
+      // a contact logging in now does not see the dead resource
+      const romeo2 = await login('romeo', 'montague.lit', 'mobile');
+      await online(romeo2);
+      await new Promise((r) => setTimeout(r, 1500));
+      t.notOk(romeo2.received.some(isPresence('juliet@capulet.lit/doomed')), 'a probe skips a resource whose session is gone');
+      // Juliet's next login (any resource, any instance) removes the stale item: contacts see it go
+      clear(romeo);
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await waitFor(romeo, isPresence('juliet@capulet.lit/doomed', 'unavailable'));
+      t.pass('the stale resource went unavailable for the contacts that saw it');
+      await Promise.all([juliet.stop(), romeo.stop(), romeo2.stop()]);
     });
 
     t.test('deny, revoke, unsubscribe', async (t) => {

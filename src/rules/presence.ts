@@ -12,7 +12,7 @@ import { bareOf } from '../xmpp/jid.js';
 import { NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
-import { hasTo, isSubscriptionType } from './subscription-states.js';
+import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
 
 /** The pubsub payload for a client's broadcast presence: `from` is the bound JID, never the client's. */
@@ -76,11 +76,15 @@ function gone(account: Account, service: string, resource: string): void {
 async function probe(account: Account, service: string, skip?: string): Promise<void> {
   const res = await account.ctx.request(ps.items(service === account.bare ? undefined : service, NODE_PRESENCE)).catch(() => undefined);
   if (!res) return;
-  for (const item of itemsOfResult(res)) {
-    if (item.id === skip) continue;
-    const p = validItem(service, item);
-    if (p && p.attrs.type !== 'unavailable') seen(account, service, p, true);
-  }
+  const items = itemsOfResult(res)
+    .filter((item) => item.id !== skip)
+    .map((item) => validItem(service, item))
+    .filter((p): p is Element => p !== undefined && p.attrs.type !== 'unavailable');
+  // an item whose session is gone (its proxy died before it could say so) is not presence
+  const alive = await Promise.all(items.map((p) => isAlive(account, p.attrs.from as string)));
+  items.forEach((p, i) => {
+    if (alive[i]) seen(account, service, p, true);
+  });
 }
 
 async function publishPresence(account: Account, payload: Element): Promise<void> {
@@ -119,6 +123,37 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   await Promise.all([probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
 }
 
+/** An iq only proxy sessions answer: "is this resource still connected?" */
+export const NS_ALIVE = 'urn:xep207-proxy:alive:0';
+
+/**
+ * Is the session of `fullJid` still there? The backend answers an iq to a gone full JID with an
+ * error; a proxied session answers this one itself (to its own account and to contacts that may see
+ * its presence). No answer in time counts as alive: better a stale presence than a lost one.
+ */
+function isAlive(account: Account, fullJid: string): Promise<boolean> {
+  return account.ctx
+    .request(xml('iq', { type: 'get', to: fullJid }, xml('alive', { xmlns: NS_ALIVE })), 5000)
+    .then(() => true, (err: unknown) => !(err instanceof StanzaError) || err.condition === 'remote-server-timeout');
+}
+
+/**
+ * Items of our own presence node whose session is gone without a word (its proxy instance died):
+ * dropped at login, which tells the contacts that those resources are unavailable.
+ */
+async function dropStaleResources(account: Account): Promise<void> {
+  const res = await account.ctx.request(ps.items(undefined, NODE_PRESENCE)).catch(() => undefined);
+  if (!res) return;
+  for (const item of itemsOfResult(res)) {
+    if (item.id === account.ctx.jid.resource) continue;
+    const full = `${account.bare}/${item.id}`;
+    if (await isAlive(account, full)) continue;
+    account.ctx.log.info({ resource: item.id }, 'stale presence item dropped');
+    await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, item.id, xml('presence', { xmlns: NS_CLIENT, type: 'unavailable', from: full }))).catch(() => undefined);
+    await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, item.id)).catch(() => undefined);
+  }
+}
+
 export const presenceRule: Rule = {
   name: 'presence',
 
@@ -132,6 +167,7 @@ export const presenceRule: Rule = {
       if (has && !had && account.available) void probe(account, contact);
       if (had && !has) for (const r of [...cacheOf(account, contact).keys()]) gone(account, contact, r);
     });
+    void dropStaleResources(account);
   },
 
   fromClient(s, ctx) {
@@ -168,6 +204,15 @@ export const presenceRule: Rule = {
   },
 
   fromBackend(s, ctx) {
+    // "are you still there?" (isAlive): answered for our own account and for contacts that may see
+    // our presence; anybody else learns nothing (the answer a gone session would get)
+    if (s.name === 'iq' && s.attrs.type === 'get' && s.childIs('alive', NS_ALIVE) && s.attrs.from) {
+      const asker = bareOf(s.attrs.from).toLowerCase();
+      const entry = hasAccount(ctx) ? accountOf(ctx).entry(asker) : undefined;
+      const allowed = asker === ctx.jid.bare().toString() || (entry !== undefined && hasFrom(entry.subscription));
+      ctx.toBackend(allowed ? xml('iq', { type: 'result', id: s.attrs.id ?? '', to: s.attrs.from }) : errorReply(s.el, 'service-unavailable'));
+      return true;
+    }
     if (s.name !== 'message' || !hasAccount(ctx)) return false;
     const ev = parseItemsEvent(s.el);
     if (!ev || ev.node !== NODE_PRESENCE) return false;
