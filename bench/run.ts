@@ -1,0 +1,165 @@
+// `npm run bench`: the proxy's benchmark (not a test). Every figure is measured against a raw Node
+// byte relay in the same run; see docs/bench.md for the method and docs/parser.md for the parsers.
+//
+// Sections (all by default; BENCH_ONLY=parsers,synthetic,ejabberd,idle picks some):
+//   parsers    parser micro-benchmark (ltx, sax, the project's tokenizer)
+//   synthetic  (a) pass-through stanzas per CPU-second, big reads into an in-process sink
+//   ejabberd   (b) relayed stanzas per CPU-second with ejabberd in the loop, added round-trip latency
+//   idle       (c) RSS per idle proxied session at 1k and 5k sessions
+// BENCH_QUICK=1 shortens everything (a smoke run, noisier figures). BENCH_STRICT=1 exits 1 when a
+// target is missed. Sizes, durations and diagnostics: see docs/bench.md.
+// Results: a table on stdout, JSON in bench/results/latest.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { QUICK, RESULTS } from './common.js';
+import { corpus } from './corpus.js';
+import { runEjabberd, type EjabberdResult } from './ejabberd.js';
+import { runIdle, type IdleResult } from './idle.js';
+import { fmtK, parserTable, runParsers, type VariantResult } from './parsers.js';
+import { runSynthetic, type SyntheticResult } from './synthetic.js';
+
+const SECTIONS = ['parsers', 'synthetic', 'ejabberd', 'idle'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+for (const s of only ?? []) if (!SECTIONS.includes(s as Section)) throw new Error(`BENCH_ONLY: unknown section '${s}' (${SECTIONS.join(', ')})`);
+const enabled = (s: Section) => !only || only.includes(s);
+
+interface Row {
+  figure: string;
+  proxy: string;
+  raw: string;
+  ratio: string;
+  target: string;
+  result: 'PASS' | 'FAIL' | '';
+}
+
+const log = (s: string) => console.log(s);
+const kib = (b: number) => `${(b / 1024).toFixed(2)} KiB`;
+const us = (v: number) => `${v >= 0 ? '+' : ''}${v >= 1000 || v <= -1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`}`;
+
+function table(rows: Row[]): string {
+  const head: Row = { figure: 'figure', proxy: 'proxy', raw: 'raw relay', ratio: 'proxy/raw', target: 'target', result: '' };
+  const cols = ['figure', 'proxy', 'raw', 'ratio', 'target', 'result'] as const;
+  const width = cols.map((c) => Math.max(...[head, ...rows].map((r) => (c === 'result' && r === head ? 'result' : r[c]).length)));
+  const line = (r: Row, isHead = false) =>
+    '| ' + cols.map((c, i) => (isHead && c === 'result' ? 'result' : r[c]).padEnd(width[i]!)).join(' | ') + ' |';
+  return [line(head, true), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map((r) => line(r))].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const c = corpus(1000);
+  log(`xep207-proxy benchmark — node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${QUICK ? 'QUICK' : 'full'} run`);
+  log(`synthetic corpus: ${(c.bytes / c.stanzas).toFixed(0)} bytes per stanza on average, 64 KiB writes\n`);
+
+  let parsers: VariantResult[] | undefined;
+  let synthetic: SyntheticResult | undefined;
+  let ejabberd: EjabberdResult | undefined;
+  let idle: IdleResult | undefined;
+  const rows: Row[] = [];
+
+  if (enabled('parsers')) {
+    log('parser micro-benchmark (each variant in a fresh process)');
+    parsers = await runParsers({ log });
+    log('');
+  }
+  if (enabled('synthetic')) {
+    log('(a) synthetic stream, big reads, in-process sink');
+    synthetic = await runSynthetic(log);
+    rows.push({
+      figure: '(a) synthetic pass-through, stanzas/CPU-s',
+      proxy: fmtK(synthetic.proxy.stanzasPerCpuSecond),
+      raw: fmtK(synthetic.raw.stanzasPerCpuSecond),
+      ratio: synthetic.ratio.toFixed(3),
+      target: '>= 0.05 of raw',
+      result: synthetic.ratio >= 0.05 ? 'PASS' : 'FAIL',
+    });
+    log('');
+  }
+  if (enabled('ejabberd')) {
+    log('(b) ejabberd in the loop (plaintext c2s, SASL PLAIN)');
+    ejabberd = await runEjabberd(log);
+    rows.push({
+      figure: '(b) ejabberd relayed, stanzas/CPU-s',
+      proxy: fmtK(ejabberd.proxy.stanzasPerCpuSecond),
+      raw: fmtK(ejabberd.raw.stanzasPerCpuSecond),
+      ratio: ejabberd.ratio.toFixed(3),
+      target: '>= 0.7 of raw',
+      result: ejabberd.ratio >= 0.7 ? 'PASS' : 'FAIL',
+    });
+    if (ejabberd.proxyPingOnly) {
+      rows.push({
+        figure: '(b) diagnostic: proxy with the ping rule only',
+        proxy: fmtK(ejabberd.proxyPingOnly.stanzasPerCpuSecond),
+        raw: fmtK(ejabberd.raw.stanzasPerCpuSecond),
+        ratio: (ejabberd.proxyPingOnly.stanzasPerCpuSecond / ejabberd.raw.stanzasPerCpuSecond).toFixed(3),
+        target: '',
+        result: '',
+      });
+    }
+    rows.push({
+      figure: '(b) added RTT over direct, p50',
+      proxy: us(ejabberd.added.proxy.p50us),
+      raw: us(ejabberd.added.raw.p50us),
+      ratio: '',
+      target: `(direct p50 ${us(ejabberd.latency.direct.p50us).slice(1)})`,
+      result: '',
+    });
+    rows.push({
+      figure: '(b) added RTT over direct, p99',
+      proxy: us(ejabberd.added.proxy.p99us),
+      raw: us(ejabberd.added.raw.p99us),
+      ratio: '',
+      target: `(direct p99 ${us(ejabberd.latency.direct.p99us).slice(1)})`,
+      result: '',
+    });
+    log('');
+  }
+  if (enabled('idle')) {
+    log('(c) RSS per idle session (stub backend, plaintext)');
+    idle = await runIdle(log);
+    for (let i = 0; i < idle.proxy.length; i++) {
+      const p = idle.proxy[i]!;
+      const r = idle.raw[i]!;
+      const is5k = p.sessions === 5000;
+      rows.push({
+        figure: `(c) RSS per idle session @${p.sessions >= 1000 ? `${p.sessions / 1000}k` : p.sessions}`,
+        proxy: kib(p.rssPerSession),
+        raw: kib(r.rssPerSession),
+        ratio: (p.rssPerSession / r.rssPerSession).toFixed(2),
+        target: is5k ? '<= 12 KiB (proxy)' : '',
+        result: is5k ? (p.rssPerSession <= 12 * 1024 ? 'PASS' : 'FAIL') : '',
+      });
+    }
+    log('');
+  }
+
+  if (parsers) log(parserTable(parsers) + '\n');
+  if (rows.length > 0) log(table(rows));
+
+  const result = {
+    date: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    loadavg: os.loadavg(),
+    quick: QUICK,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_'))),
+    corpus: { bytesPerStanza: c.bytes / c.stanzas },
+    table: rows,
+    parsers,
+    synthetic,
+    ejabberd,
+    idle,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  const file = join(RESULTS, 'latest.json');
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  log(`\nJSON: ${file} (${result.seconds.toFixed(0)} s)`);
+  if (process.env.BENCH_STRICT === '1' && rows.some((r) => r.result === 'FAIL')) process.exitCode = 1;
+}
+
+await main();
