@@ -18,7 +18,7 @@ import SaxLtxModule from 'ltx/src/parsers/ltx.js';
 import sax from 'sax';
 import { XmlStream } from '../src/stream/connection.js';
 import type { Stanza } from '../src/stream/stanza.js';
-import { Lane } from '../src/session/pipeline.js';
+import { Lane, type LaneHost } from '../src/session/pipeline.js';
 import { defaultRules } from '../src/rules/index.js';
 import type { RuleContext } from '../src/rules/types.js';
 import { silentLogger } from '../src/log.js';
@@ -185,8 +185,10 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
     onStreamStart: noop, onElement: noop, onStreamEnd: noop, onViolation: noop, onClose: noop,
   }, LIMITS);
   // a bound session's context whose backend never answers (no rule's onBound has run)
+  const jid = parseJid('juliet@capulet.lit/balcony')!;
   const ctx: RuleContext = {
-    jid: parseJid('juliet@capulet.lit/balcony')!,
+    jid,
+    bare: jid.bare().toString(),
     domain: 'capulet.lit',
     sessionId: 'bench',
     log: silentLogger,
@@ -195,19 +197,18 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
     toBackend: noop,
     request: () => Promise.reject(new Error('no backend in this benchmark')),
   };
-  const hooks = defaultRules().filter((r) => r.fromClient).map((r) => (s: Stanza) => r.fromClient!(s, ctx));
   let count = 0;
-  const lane = new Lane(hooks, {
-    forward: (s) => {
+  const host: LaneHost = {
+    laneForward: (_from, s) => {
       count++;
       backend.sendRaw(s.raw);
     },
-    failed: (_s, err) => {
+    laneFailed: (_from, _s, err) => {
       throw err;
     },
-    pause: noop,
-    resume: noop,
-  }, silentLogger);
+    laneBusy: noop,
+  };
+  const lane = new Lane(defaultRules().filter((r) => r.fromClient), 'client', ctx, host);
   new XmlStream(clientSock as unknown as Socket, {
     onStreamStart: noop,
     onElement: (s) => {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { defaultRules, type Rule } from './rules/index.js';
-import { Session } from './session/session.js';
+import { Session, ruleTable, type RuleTable } from './session/session.js';
 
 export interface ProxyOptions {
   config: Config;
@@ -18,13 +18,13 @@ export interface ProxyOptions {
 export class Proxy {
   readonly sessions = new Set<Session>();
   private server: net.Server | undefined;
-  private readonly rules: Rule[];
+  private readonly rules: RuleTable;
   private readonly secureContext: tls.SecureContext | undefined;
   private readonly upstreamCa: Buffer | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const { config } = opts;
-    this.rules = opts.rules ?? defaultRules({ backend: config.backend });
+    this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend }));
     this.secureContext =
       config.tlsCert && config.tlsKey
         ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })

@@ -61,7 +61,7 @@ export class Account {
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(readonly ctx: RuleContext) {
-    this.bare = ctx.jid.bare().toString();
+    this.bare = ctx.bare;
     this.full = ctx.jid.toString();
   }
 

@@ -9,7 +9,7 @@ import { itemsOfResult, parseItemsEvent, type PublishedItem } from '../pubsub/ev
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
-import { NS_CLIENT } from '../xmpp/ns.js';
+import { NS_CLIENT, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
@@ -176,7 +176,7 @@ export const presenceRule: Rule = {
     if (isSubscriptionType(type)) return false;
     if (type === 'error') return true; // an error about a presence the proxy delivered: nothing to do
     const to = s.attrs.to;
-    const own = ctx.jid.bare().toString();
+    const own = ctx.bare;
     if (to !== undefined && bareOf(to).toLowerCase() !== own) {
       if (type === 'probe') return true; // RFC 6121 §4.3: clients do not probe; the proxy does at login
       // directed presence (RFC 6121 §4.6) would carry presence outside the pubsub model
@@ -209,11 +209,12 @@ export const presenceRule: Rule = {
     if (s.name === 'iq' && s.attrs.type === 'get' && s.childIs('alive', NS_ALIVE) && s.attrs.from) {
       const asker = bareOf(s.attrs.from).toLowerCase();
       const entry = hasAccount(ctx) ? accountOf(ctx).entry(asker) : undefined;
-      const allowed = asker === ctx.jid.bare().toString() || (entry !== undefined && hasFrom(entry.subscription));
+      const allowed = asker === ctx.bare || (entry !== undefined && hasFrom(entry.subscription));
       ctx.toBackend(allowed ? xml('iq', { type: 'result', id: s.attrs.id ?? '', to: s.attrs.from }) : errorReply(s.el, 'service-unavailable'));
       return true;
     }
-    if (s.name !== 'message' || !hasAccount(ctx)) return false;
+    // a cheap look at the bytes first: most messages are not pubsub events, and need no tree
+    if (s.name !== 'message' || !s.raw.includes(NS_PUBSUB_EVENT) || !hasAccount(ctx)) return false;
     const ev = parseItemsEvent(s.el);
     if (!ev || ev.node !== NODE_PRESENCE) return false;
     const account = accountOf(ctx);

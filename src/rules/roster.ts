@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parseItemsEvent } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { parseJid } from '../xmpp/jid.js';
-import { NS_ROSTER } from '../xmpp/ns.js';
+import { NS_PUBSUB_EVENT, NS_ROSTER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_ROSTER, accountOf, hasAccount, type Account } from './account.js';
 import { fromStored, isVisible, newEntry, removalItem, rosterPush, toRosterItem, visibleKey } from './roster-item.js';
@@ -105,7 +105,7 @@ export const rosterRule: Rule = {
     if (!s.childIs('query', NS_ROSTER)) return false;
     const el = s.el;
     const to = s.attrs.to;
-    if (to !== undefined && to.toLowerCase() !== ctx.jid.bare().toString()) {
+    if (to !== undefined && to.toLowerCase() !== ctx.bare) {
       ctx.toClient(errorReply(el, new StanzaError('forbidden', "not the user's roster"), ctx.domain));
       return true;
     }
@@ -138,7 +138,7 @@ export const rosterRule: Rule = {
   },
 
   fromBackend(s, ctx) {
-    if (s.name !== 'message' || s.attrs.from !== ctx.jid.bare().toString() || !hasAccount(ctx)) return false;
+    if (s.name !== 'message' || s.attrs.from !== ctx.bare || !s.raw.includes(NS_PUBSUB_EVENT) || !hasAccount(ctx)) return false;
     const ev = parseItemsEvent(s.el);
     if (!ev || ev.node !== NODE_ROSTER) return false;
     const account = accountOf(ctx);

@@ -12,10 +12,29 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { receiveSubscription, retryUndelivered, sendSubscription } from './subscription-ops.js';
 import { isSubscriptionType } from './subscription-states.js';
-import type { Rule } from './types.js';
+import type { Rule, RuleContext } from './types.js';
 
 /** How often a session retries requests whose contact had no inbox yet. */
 export const RETRY_MS = 60_000;
+
+const RETRY_KEY = 'subscription-retry';
+
+/** While some request has no inbox to go to, try again every RETRY_MS (no timer otherwise). */
+function scheduleRetry(ctx: RuleContext, account: Account): void {
+  if (ctx.state.has(RETRY_KEY)) return;
+  if (![...account.roster.values()].some((e) => e.pendingOut && e.undelivered)) return;
+  const timer = setTimeout(() => {
+    account
+      .exclusive(() => retryUndelivered(account))
+      .catch(() => undefined)
+      .finally(() => {
+        ctx.state.delete(RETRY_KEY);
+        scheduleRetry(ctx, account);
+      });
+  }, RETRY_MS);
+  timer.unref();
+  ctx.state.set(RETRY_KEY, timer);
+}
 
 /** Deliver a stored subscription presence to the client (addressed to its full JID). */
 function deliver(account: Account, presence: Element): void {
@@ -50,6 +69,7 @@ export const subscriptionRule: Rule = {
     // deliveries: every session delivers what any session stored as the event of a roster write
     account.onChange((_prev, next) => {
       if (next?.event && account.available) deliver(account, next.event);
+      if (next?.undelivered) scheduleRetry(ctx, account);
     });
     // RFC 6121 §3.1.3: an unanswered request is delivered again at each initial presence
     account.onAvailable(() => {
@@ -59,15 +79,12 @@ export const subscriptionRule: Rule = {
     const res = await ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined);
     if (res) await drainInbox(account, itemsOfResult(res));
     await account.exclusive(() => retryUndelivered(account)).catch(() => undefined);
-    const timer = setInterval(() => {
-      account.exclusive(() => retryUndelivered(account)).catch(() => undefined);
-    }, RETRY_MS);
-    timer.unref();
-    ctx.state.set('subscription-retry', timer);
+    scheduleRetry(ctx, account);
   },
 
   onClose(ctx) {
-    clearInterval(ctx.state.get('subscription-retry') as NodeJS.Timeout | undefined);
+    clearTimeout(ctx.state.get(RETRY_KEY) as NodeJS.Timeout | undefined);
+    ctx.state.delete(RETRY_KEY);
   },
 
   fromClient(s, ctx) {
@@ -101,7 +118,8 @@ export const subscriptionRule: Rule = {
   },
 
   fromBackend(s, ctx) {
-    if (s.name !== 'message' || !hasAccount(ctx)) return false;
+    // a cheap look at the bytes first: only pubsub events and forms concern this rule
+    if (s.name !== 'message' || !s.raw.includes('http://jabber.org/protocol/pubsub') || !hasAccount(ctx)) return false;
     const account = accountOf(ctx);
     const el = s.el;
     const own = s.attrs.from === account.bare;

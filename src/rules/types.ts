@@ -28,6 +28,8 @@ export interface Rule {
 export interface RuleContext {
   /** the bound full JID, as the backend assigned it */
   readonly jid: JID;
+  /** its bare JID, as a string (compared often) */
+  readonly bare: string;
   /** the user's domain (the stream's `to`) */
   readonly domain: string;
   /** session id, for logs and correlation */

@@ -48,7 +48,7 @@ export function preAuthFeatures(
 }
 
 /** Features offered after authentication: a copy of what can be carried, plus the rules' own. */
-export function postAuthFeatures(upstream: Element | undefined, extra: Element[] = []): Element {
+export function postAuthFeatures(upstream: Element | undefined, extra: readonly Element[] = []): Element {
   const out = xml('stream:features');
   for (const child of upstream?.children ?? []) {
     if (typeof child === 'string') continue;

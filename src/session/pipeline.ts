@@ -1,22 +1,22 @@
 // The ordered rule pipeline of one direction of one session ("lane"). Stanzas go through the rules in
 // arrival order; the first rule to claim a stanza ends its trip, an unclaimed stanza is forwarded as
 // its original bytes. Rules may be asynchronous (await a backend answer): the lane then holds later
-// stanzas (and pauses the socket they come from) until the stanza in hand is done, so order is kept
-// per direction. The fast path, no rule interested, allocates nothing and awaits nothing.
-import type { Logger } from 'pino';
+// stanzas (and may pause the socket they come from) until the stanza in hand is done, so order is
+// kept per direction. The fast path, no rule interested, allocates nothing and awaits nothing.
+// The rule arrays are shared by every session of a proxy; a lane only points at them.
 import type { Stanza } from '../stream/stanza.js';
-import type { Verdict } from '../rules/types.js';
+import type { Rule, RuleContext, Verdict } from '../rules/types.js';
 
-export type Hook = (stanza: Stanza) => Verdict | Promise<Verdict>;
+export type Direction = 'client' | 'backend';
 
-export interface LaneIo {
+/** What a lane needs from its session (the session implements it: no closures per session). */
+export interface LaneHost {
   /** pass-through: send the stanza's original bytes on */
-  forward(stanza: Stanza): void;
+  laneForward(from: Direction, stanza: Stanza): void;
   /** a rule failed on this stanza (threw or rejected): tell the sender, drop the stanza */
-  failed(stanza: Stanza, err: unknown): void;
-  /** stop / restart reading the socket this lane's stanzas come from */
-  pause(): void;
-  resume(): void;
+  laneFailed(from: Direction, stanza: Stanza, err: unknown): void;
+  /** a rule is busy (true) or done (false): the session may stop reading the source socket */
+  laneBusy(from: Direction, busy: boolean): void;
 }
 
 function isPromise(v: unknown): v is Promise<Verdict> {
@@ -24,25 +24,27 @@ function isPromise(v: unknown): v is Promise<Verdict> {
 }
 
 export class Lane {
-  private queue: Stanza[] = [];
+  private queue: Stanza[] | undefined;
   private busy = false;
   private stopped = false;
 
   constructor(
-    private readonly hooks: Hook[],
-    private readonly io: LaneIo,
-    private readonly log: Logger,
+    /** the rules with a hook for this direction, in table order */
+    private readonly rules: readonly Rule[],
+    private readonly from: Direction,
+    private readonly ctx: RuleContext,
+    private readonly host: LaneHost,
   ) {}
 
   /** true while a stanza is inside an asynchronous rule or stanzas wait behind it */
   get pending(): boolean {
-    return this.busy || this.queue.length > 0;
+    return this.busy || (this.queue !== undefined && this.queue.length > 0);
   }
 
   push(stanza: Stanza): void {
     if (this.stopped) return;
     if (this.busy) {
-      this.queue.push(stanza);
+      (this.queue ??= []).push(stanza);
       return;
     }
     this.run(stanza, 0);
@@ -51,18 +53,22 @@ export class Lane {
   /** Drop what is queued and ignore anything pushed later (the session is closing). */
   stop(): void {
     this.stopped = true;
-    this.queue = [];
+    this.queue = undefined;
   }
 
-  /** Run `stanza` through the hooks from index `from`; returns when done or when it went async. */
-  private run(stanza: Stanza, from: number): void {
-    const hooks = this.hooks;
-    for (let i = from; i < hooks.length; i++) {
+  private hook(rule: Rule, stanza: Stanza): Verdict | Promise<Verdict> {
+    return this.from === 'client' ? rule.fromClient!(stanza, this.ctx) : rule.fromBackend!(stanza, this.ctx);
+  }
+
+  /** Run `stanza` through the rules from index `first`; returns when done or when it went async. */
+  private run(stanza: Stanza, first: number): void {
+    const rules = this.rules;
+    for (let i = first; i < rules.length; i++) {
       let verdict: Verdict | Promise<Verdict>;
       try {
-        verdict = hooks[i]!(stanza);
+        verdict = this.hook(rules[i]!, stanza);
       } catch (err) {
-        this.io.failed(stanza, err);
+        this.host.laneFailed(this.from, stanza, err);
         return;
       }
       if (isPromise(verdict)) {
@@ -71,38 +77,35 @@ export class Lane {
       }
       if (verdict === true) return;
     }
-    this.io.forward(stanza);
+    this.host.laneForward(this.from, stanza);
   }
 
   private wait(stanza: Stanza, index: number, verdict: Promise<Verdict>): void {
     if (!this.busy) {
       this.busy = true;
-      this.io.pause();
+      this.host.laneBusy(this.from, true);
     }
     verdict.then(
       (claimed) => {
         if (this.stopped) return;
         this.busy = false;
-        if (claimed === true) this.drain();
-        else {
-          this.run(stanza, index + 1);
-          if (!this.busy) this.drain();
-        }
+        if (claimed !== true) this.run(stanza, index + 1);
+        this.drain();
       },
       (err: unknown) => {
         if (this.stopped) return;
         this.busy = false;
-        this.io.failed(stanza, err);
+        this.host.laneFailed(this.from, stanza, err);
         this.drain();
       },
     );
   }
 
   private drain(): void {
-    while (!this.busy && !this.stopped && this.queue.length > 0) {
-      this.run(this.queue.shift()!, 0);
-    }
-    if (!this.busy && !this.stopped) this.io.resume();
-    else if (this.stopped) this.log.trace('lane stopped');
+    const q = this.queue;
+    while (!this.busy && !this.stopped && q !== undefined && q.length > 0) this.run(q.shift()!, 0);
+    if (this.busy || this.stopped) return;
+    this.queue = undefined;
+    this.host.laneBusy(this.from, false);
   }
 }

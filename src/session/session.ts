@@ -18,20 +18,42 @@ import type { Config } from '../config.js';
 import { XmlStream } from '../stream/connection.js';
 import { StreamError, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
-import type { Rule, RuleContext } from '../rules/types.js';
+import type { Rule } from '../rules/types.js';
 import { parseJid, isDomain, type JID } from '../xmpp/jid.js';
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from '../xmpp/ns.js';
 import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
 import { BackendLeg, BackendUnavailable, streamHeader, type LegEnd } from './backend-leg.js';
 import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
-import { Lane } from './pipeline.js';
+import { Lane, type Direction, type LaneHost } from './pipeline.js';
+import { SessionContext, type ContextHost } from './context.js';
 import { IqTracker } from './tracker.js';
 
 type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
 
+/** The rule table, split once per proxy (every session shares these arrays). */
+export interface RuleTable {
+  all: readonly Rule[];
+  fromClient: readonly Rule[];
+  fromBackend: readonly Rule[];
+  onBound: readonly Rule[];
+  onClose: readonly Rule[];
+  features: readonly Element[];
+}
+
+export function ruleTable(rules: readonly Rule[]): RuleTable {
+  return {
+    all: rules,
+    fromClient: rules.filter((r) => r.fromClient),
+    fromBackend: rules.filter((r) => r.fromBackend),
+    onBound: rules.filter((r) => r.onBound),
+    onClose: rules.filter((r) => r.onClose),
+    features: rules.flatMap((r) => r.features ?? []),
+  };
+}
+
 export interface SessionDeps {
   config: Config;
-  rules: readonly Rule[];
+  rules: RuleTable;
   log: Logger;
   /** server-side TLS for the client leg (absent: plaintext only) */
   secureContext?: tls.SecureContext;
@@ -44,7 +66,12 @@ export interface SessionDeps {
 /** Time the rules' onClose hooks get to finish (e.g. publish "unavailable") before the backend leg closes. */
 const CLOSE_HOOKS_MS = 5000;
 
-export class Session {
+// reasons to stop reading a socket (bits)
+const PAUSE_LANE = 1; // a rule of this direction is busy
+const PAUSE_PEER_FULL = 2; // the other socket does not drain
+const PAUSE_BIND = 4; // onBound hooks are running
+
+export class Session implements LaneHost, ContextHost {
   readonly id = randomBytes(6).toString('base64url');
   log: Logger;
   private readonly client: XmlStream;
@@ -55,23 +82,23 @@ export class Session {
   private lang = 'en';
   private clientSecure = false;
   private authenticated = false;
-  private mechanisms: string[] = [];
+  private mechanisms: string[] | undefined;
   private bindId: string | undefined;
   private jidValue: JID | undefined;
   /** client stanzas that arrived while the bind answer was pending: they wait for the lanes */
-  private early: Stanza[] = [];
+  private early: Stanza[] | undefined;
   private toBackendLane: Lane | undefined;
   private toClientLane: Lane | undefined;
-  private ctx: RuleContext | undefined;
+  private ctx: SessionContext | undefined;
   private readonly tracker: IqTracker;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private gone = false;
   private clientGone = false;
   private backendGone = false;
-  /** reasons the client socket is paused (a lane busy, the backend not draining) */
-  private clientPause = new Set<string>();
-  private backendPause = new Set<string>();
+  /** why the client / backend socket is not read (PAUSE_* bits) */
+  private clientPause = 0;
+  private backendPause = 0;
 
   constructor(
     socket: Socket,
@@ -90,7 +117,7 @@ export class Session {
       },
       onViolation: (err) => this.clientViolation(err),
       onClose: (err) => this.onClientClosed(err),
-      onBackpressure: (full) => this.setPause(this.backendPause, 'client-full', full, () => this.backend?.stream),
+      onBackpressure: (full) => this.pauseBackend(PAUSE_PEER_FULL, full),
     }, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
@@ -132,7 +159,7 @@ export class Session {
     this.headerSent = true;
     if (this.authenticated) {
       this.phase = 'authed';
-      void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.flatMap((r) => r.features ?? [])));
+      void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));
     } else {
       this.phase = 'preauth';
       if (!this.backend) this.backendReady = this.openBackend();
@@ -166,7 +193,7 @@ export class Session {
         this.backendGone = true;
         this.checkGone();
       },
-      onBackpressure: (full) => this.setPause(this.clientPause, 'backend-full', full, () => this.client),
+      onBackpressure: (full) => this.pauseClient(PAUSE_PEER_FULL, full),
     }, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : {});
     const ready = this.backend.open();
     ready.then(
@@ -233,7 +260,7 @@ export class Session {
     }
     if (s.name === 'auth' && s.attrs.xmlns === NS_SASL) {
       const mech = s.attrs.mechanism ?? '';
-      if (!this.mechanisms.includes(mech)) {
+      if (!this.mechanisms?.includes(mech)) {
         this.client.sendRaw(`<failure xmlns='${NS_SASL}'><invalid-mechanism/></failure>`);
         return;
       }
@@ -260,7 +287,7 @@ export class Session {
 
   private authedElement(s: Stanza): void {
     if (this.bindId !== undefined) {
-      this.early.push(s); // wait for the bind answer, then go through the rules
+      (this.early ??= []).push(s); // wait for the bind answer, then go through the rules
       return;
     }
     if (s.name === 'iq' && s.childIs('bind', NS_BIND) && s.attrs.type === 'set') {
@@ -347,8 +374,8 @@ export class Session {
       }
       this.client.sendRaw(s.raw);
       // bind failed: whatever the client sent meanwhile goes on as before binding
-      const early = this.early;
-      this.early = [];
+      const early = this.early ?? [];
+      this.early = undefined;
       for (const e of early) this.authedElement(e);
       return;
     }
@@ -361,38 +388,28 @@ export class Session {
     this.jidValue = jid;
     this.phase = 'bound';
     clearTimeout(this.negotiationTimer);
-    this.log = this.log.child({ jid: jid.toString() });
+    this.negotiationTimer = undefined;
+    // negotiation state no longer needed: let it go (it counts per idle session)
+    this.mechanisms = undefined;
+    this.backendReady = undefined;
+    if (this.backend) this.backend.features = undefined;
+    this.log.setBindings({ jid: jid.toString() });
     this.log.info('bound');
     const rules = this.deps.rules;
-    const ctx = this.makeContext(jid);
+    const ctx = new SessionContext(this, jid, this.domain, this.id);
     this.ctx = ctx;
-    const fromClient = rules.filter((r) => r.fromClient).map((r) => (s: Stanza) => r.fromClient!(s, ctx));
-    const fromBackend = rules.filter((r) => r.fromBackend).map((r) => (s: Stanza) => r.fromBackend!(s, ctx));
-    this.toBackendLane = new Lane(fromClient, {
-      forward: (s) => this.backend?.sendRaw(s.raw),
-      failed: (s, err) => this.ruleFailed(s, err, 'client'),
-      pause: () => this.setPause(this.clientPause, 'lane', true, () => this.client),
-      resume: () => this.setPause(this.clientPause, 'lane', false, () => this.client),
-    }, this.log);
-    this.toClientLane = new Lane(fromBackend, {
-      forward: (s) => this.client.sendRaw(s.raw),
-      failed: (s, err) => this.ruleFailed(s, err, 'backend'),
-      // never pause the backend socket for a busy rule: the rule may be waiting for an answer that
-      // only arrives on that socket (the tracker reads answers ahead of the lane); the lane queues
-      pause: () => undefined,
-      resume: () => undefined,
-    }, this.log);
+    this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this);
+    this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this);
     // stanzas the client sent before the bind answer wait until every onBound hook has run
-    const early = this.early;
-    this.early = [];
-    const hooks = rules.filter((r) => r.onBound);
-    if (hooks.length === 0) {
+    const early = this.early ?? [];
+    this.early = undefined;
+    if (rules.onBound.length === 0) {
       for (const s of early) this.onClientElement(s);
       return;
     }
-    this.setPause(this.clientPause, 'bind', true, () => this.client);
+    this.pauseClient(PAUSE_BIND, true);
     void (async () => {
-      for (const r of hooks) {
+      for (const r of rules.onBound) {
         try {
           await r.onBound!(ctx);
         } catch (err) {
@@ -401,30 +418,41 @@ export class Session {
       }
       if (this.phase !== 'bound') return;
       for (const s of early) this.onClientElement(s);
-      this.setPause(this.clientPause, 'bind', false, () => this.client);
+      this.pauseClient(PAUSE_BIND, false);
     })();
   }
 
-  private makeContext(jid: JID): RuleContext {
-    const session = this;
-    return {
-      jid,
-      domain: this.domain,
-      sessionId: this.id,
-      get log() {
-        return session.log;
-      },
-      state: new Map(),
-      toClient: (el) => this.client.send(el),
-      toBackend: (el) => this.backend?.send(el),
-      request: (iq, timeoutMs) => {
-        if (!this.backend || this.backendGone) return Promise.reject(new StanzaError('remote-server-not-found', 'the backend connection is closed'));
-        const answer = this.tracker.track(iq, timeoutMs);
-        if (this.traceOn) this.log.trace({ out: 'backend', xml: iq.toString() }, 'request');
-        this.backend.send(iq);
-        return answer;
-      },
-    };
+  // ---- what lanes and rule contexts use --------------------------------------------------------
+
+  laneForward(from: Direction, s: Stanza): void {
+    if (from === 'client') this.backend?.sendRaw(s.raw);
+    else this.client.sendRaw(s.raw);
+  }
+
+  laneFailed(from: Direction, s: Stanza, err: unknown): void {
+    this.ruleFailed(s, err, from);
+  }
+
+  laneBusy(from: Direction, busy: boolean): void {
+    // Only the client socket is paused for a busy rule. The backend socket never is: a rule may be
+    // waiting for an answer that only arrives on it (the tracker reads answers ahead of the lane).
+    if (from === 'client') this.pauseClient(PAUSE_LANE, busy);
+  }
+
+  sendToClient(el: Element): void {
+    this.client.send(el);
+  }
+
+  sendToBackend(el: Element): void {
+    this.backend?.send(el);
+  }
+
+  request(iq: Element, timeoutMs?: number): Promise<Element> {
+    if (!this.backend || this.backendGone) return Promise.reject(new StanzaError('remote-server-not-found', 'the backend connection is closed'));
+    const answer = this.tracker.track(iq, timeoutMs);
+    if (this.traceOn) this.log.trace({ out: 'backend', xml: iq.toString() }, 'request');
+    this.backend.send(iq);
+    return answer;
   }
 
   /** A rule threw: tell the sender (unless that would answer an error or result), drop the stanza. */
@@ -435,15 +463,19 @@ export class Session {
     else if (from === 'backend' && mayBounce(s.el) && s.attrs.from) this.backend?.send(errorReply(s.el, e, this.jidValue?.toString()));
   }
 
-  private setPause(reasons: Set<string>, reason: string, on: boolean, stream: () => XmlStream | undefined): void {
-    const had = reasons.size > 0;
-    if (on) reasons.add(reason);
-    else reasons.delete(reason);
-    const has = reasons.size > 0;
-    if (had === has) return;
-    const s = stream();
-    if (has) s?.pause();
-    else s?.resume();
+  private pauseClient(reason: number, on: boolean): void {
+    const before = this.clientPause;
+    this.clientPause = on ? before | reason : before & ~reason;
+    if (before === 0 && this.clientPause !== 0) this.client.pause();
+    else if (before !== 0 && this.clientPause === 0) this.client.resume();
+  }
+
+  private pauseBackend(reason: number, on: boolean): void {
+    const before = this.backendPause;
+    this.backendPause = on ? before | reason : before & ~reason;
+    const stream = this.backend?.stream;
+    if (before === 0 && this.backendPause !== 0) stream?.pause();
+    else if (before !== 0 && this.backendPause === 0) stream?.resume();
   }
 
   // ---- ends ----------------------------------------------------------------------------------
@@ -483,7 +515,7 @@ export class Session {
     this.toBackendLane?.stop();
     this.toClientLane?.stop();
     if (wasBound && this.ctx && !this.backendGone) {
-      const hooks = this.deps.rules.filter((r) => r.onClose);
+      const hooks = this.deps.rules.onClose;
       const run = (async () => {
         for (const r of hooks) {
           try {

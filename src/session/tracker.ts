@@ -17,7 +17,7 @@ export class IqTracker {
   /** per-session random prefix: a client cannot guess it, so its ids never collide with ours */
   private readonly prefix = `x207${randomBytes(6).toString('base64url')}-`;
   private seq = 0;
-  private readonly pending = new Map<string, Pending>();
+  private pending: Map<string, Pending> | undefined; // created on first use: idle sessions keep none
 
   constructor(
     private readonly defaultTimeout: number,
@@ -26,7 +26,7 @@ export class IqTracker {
   ) {}
 
   get size(): number {
-    return this.pending.size;
+    return this.pending?.size ?? 0;
   }
 
   /** Give `iq` a fresh id and return the promise of its answer. The caller sends it. */
@@ -35,12 +35,13 @@ export class IqTracker {
     iq.attrs.id = id;
     const to = iq.attrs.to as string | undefined;
     return new Promise<Element>((resolve, reject) => {
+      const pending = (this.pending ??= new Map());
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        pending.delete(id);
         reject(new StanzaError('remote-server-timeout', `no answer from ${to ?? 'the backend'} within ${timeoutMs} ms`));
       }, timeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve, reject, timer, to });
+      pending.set(id, { resolve, reject, timer, to });
     });
   }
 
@@ -51,10 +52,10 @@ export class IqTracker {
     if (id === undefined || !id.startsWith(this.prefix)) return false;
     const type = s.attrs.type;
     if (type !== 'result' && type !== 'error') return false;
-    const p = this.pending.get(id);
+    const p = this.pending?.get(id);
     if (!p) return true; // late answer to a request that timed out: ours, so never the client's
     if (!this.fromMatches(p.to, s.attrs.from)) return true; // spoofed answer: ignore, keep waiting
-    this.pending.delete(id);
+    this.pending!.delete(id);
     clearTimeout(p.timer);
     if (type === 'result') p.resolve(s.el);
     else p.reject(StanzaError.fromStanza(s.el));
@@ -70,10 +71,11 @@ export class IqTracker {
 
   /** Fail every pending request (the backend leg is gone). */
   rejectAll(err: Error): void {
+    if (!this.pending) return;
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(err);
     }
-    this.pending.clear();
+    this.pending = undefined;
   }
 }

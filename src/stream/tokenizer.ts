@@ -51,6 +51,9 @@ export interface TokenizerHandler {
 }
 
 const INCOMPLETE = -1;
+/** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
+const NO_NAMES: string[] = [];
+Object.freeze(NO_NAMES);
 const WS_ONLY = /^[ \t\r\n]*$/;
 
 function nwf(text: string): StreamError {
@@ -65,15 +68,15 @@ export class Tokenizer {
   /** open elements inside the current top-level element (0: between top-level elements) */
   private depth = 0;
   private start = -1;
-  private names: string[] = [];
-  /** prefixes declared per open element (undefined: none), parallel to `names` */
-  private scopes: Array<string[] | undefined> = [];
+  private names: string[] = NO_NAMES;
+  /** namespace prefixes declared by open elements, with the depth of the element declaring them */
+  private scopes: Array<{ depth: number; prefixes: string[] }> | undefined;
   private topName = '';
   private topAttrs: Attrs = {};
   private childName: string | undefined;
   private childNs: string | undefined;
   private streamName = '';
-  private streamPrefixes: string[] = [];
+  private streamPrefixes: readonly string[] = NO_NAMES;
   /** nothing but whitespace (and an XML declaration) seen since the last reset */
   private pristine = true;
   private epoch = 0;
@@ -111,8 +114,8 @@ export class Tokenizer {
     this.level = 0;
     this.depth = 0;
     this.start = -1;
-    this.names = [];
-    this.scopes = [];
+    this.names = NO_NAMES;
+    this.scopes = undefined;
     this.pristine = true;
     this.closed = false;
   }
@@ -248,7 +251,9 @@ export class Tokenizer {
   private endTag(buf: string, lt: number): number {
     const gt = buf.indexOf('>', lt + 2);
     if (gt === -1) return INCOMPLETE;
-    const name = buf.slice(lt + 2, gt).replace(/[ \t\r\n]+$/, '');
+    let nameEnd = gt;
+    while (nameEnd > lt + 2 && isWhitespace(buf.charCodeAt(nameEnd - 1))) nameEnd--;
+    const name = buf.slice(lt + 2, nameEnd);
     if (this.depth === 0) {
       if (this.level === 1 && name === this.streamName) {
         this.level = 0;
@@ -260,9 +265,15 @@ export class Tokenizer {
     }
     if (name !== this.names[this.depth - 1]) throw nwf(`end tag </${name}> does not match <${this.names[this.depth - 1]}>`);
     this.names.pop();
-    this.scopes.pop();
+    if (this.scopes !== undefined && this.scopes[this.scopes.length - 1]!.depth === this.depth) {
+      this.scopes.pop();
+      if (this.scopes.length === 0) this.scopes = undefined;
+    }
     this.depth--;
-    if (this.depth === 0) this.emit(buf, gt + 1);
+    if (this.depth === 0) {
+      this.names = NO_NAMES; // drop the array storage between top-level elements
+      this.emit(buf, gt + 1);
+    }
     return gt + 1;
   }
 
@@ -370,9 +381,10 @@ export class Tokenizer {
       if (top) this.emit(buf, i);
       return i;
     }
+    if (this.names === NO_NAMES) this.names = [];
     this.names.push(name);
-    this.scopes.push(declared);
     this.depth++;
+    if (declared !== undefined) (this.scopes ??= []).push({ depth: this.depth, prefixes: declared });
     return i;
   }
 
@@ -385,7 +397,7 @@ export class Tokenizer {
     }
     if (prefix === 'xml' || (attribute && prefix === 'xmlns')) return;
     if (declared?.includes(prefix)) return;
-    for (let d = this.scopes.length - 1; d >= 0; d--) if (this.scopes[d]?.includes(prefix)) return;
+    if (this.scopes !== undefined) for (let d = this.scopes.length - 1; d >= 0; d--) if (this.scopes[d]!.prefixes.includes(prefix)) return;
     if (this.streamPrefixes.includes(prefix)) return;
     throw new StreamError('bad-namespace-prefix', `undeclared prefix '${bytesToText(prefix)}'`);
   }
@@ -400,8 +412,9 @@ export class Tokenizer {
     if (selfClosing) throw nwf('empty stream');
     this.level = 1;
     this.pristine = false;
-    this.streamName = name;
-    this.streamPrefixes = declared ?? [];
+    // copies: a slice would keep the whole first input chunk alive for the stream's lifetime
+    this.streamName = name === 'stream:stream' ? 'stream:stream' : Buffer.from(name, 'latin1').toString('latin1');
+    this.streamPrefixes = declared ? declared.map((p) => (p === 'stream' ? 'stream' : Buffer.from(p, 'latin1').toString('latin1'))) : NO_NAMES;
     this.handler.onStreamStart(name, attrs);
   }
 }

@@ -45,6 +45,7 @@ export function recordingContext(jid: string, opts: { identity?: string; answer?
   };
   rec.ctx = {
     jid: full,
+    bare: full.bare().toString(),
     domain: full.domain,
     sessionId: 'test',
     log: silentLogger,
