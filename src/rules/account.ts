@@ -27,7 +27,16 @@ export const NODE_PRESENCE = 'presence';
 export const NODE_ROSTER = 'xep207-proxy/roster';
 export const NODE_INBOX = 'xep207-proxy/inbox';
 
-export type ChangeListener = (prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
+/** Called on every roster change of a session's account (its own writes and other sessions'). */
+export type ChangeHandler = (account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
+/** Called when the session's client sends initial presence. */
+export type AvailableHandler = (account: Account) => void;
+
+/** What the other rules do on account events: one list per rule table, shared by its sessions. */
+export interface AccountHooks {
+  change: readonly ChangeHandler[];
+  available: readonly AvailableHandler[];
+}
 
 
 export interface AccountOptions {
@@ -42,40 +51,35 @@ export class Account {
   readonly bare: string;
   readonly full: string;
   readonly roster = new Map<string, RosterEntry>();
-  /** last presence seen per contact (bare JID) and resource */
-  readonly contactPresence = new Map<string, Map<string, Element>>();
+  /** last presence seen per contact (bare JID) and resource (created on first use) */
+  contactPresence: Map<string, Map<string, Element>> | undefined;
   /** the client sent initial presence and has not gone unavailable */
   available = false;
   /** the client asked for the roster: it gets roster pushes (RFC 6121 §2.2 "interested resource") */
   interested = false;
   /** the roster node could be read at login */
   rosterLoaded = false;
-  private listeners: ChangeListener[] = [];
   /**
    * Our own roster writes whose notification has not come back yet (per contact, in order). The
    * notification of an older write of ours may arrive after a newer one was applied; it must not
    * roll the cache back.
    */
-  private ownWrites = new Map<string, string[]>();
-  private availableListeners: Array<() => void> = [];
+  private ownWrites: Map<string, string[]> | undefined;
+  /** roster pushes sent so far (their ids: push-<session>-<n>) */
+  pushSeq = 0;
   private lock: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly ctx: RuleContext) {
+  constructor(
+    readonly ctx: RuleContext,
+    private readonly hooks: AccountHooks,
+  ) {
     this.bare = ctx.bare;
     this.full = ctx.jid.toString();
   }
 
-  onChange(l: ChangeListener): void {
-    this.listeners.push(l);
-  }
-
-  onAvailable(l: () => void): void {
-    this.availableListeners.push(l);
-  }
-
   becameAvailable(): void {
     this.available = true;
-    for (const l of this.availableListeners) l();
+    for (const h of this.hooks.available) h(this);
   }
 
   /** Run `fn` after every earlier exclusive section (roster read-modify-write stays consistent). */
@@ -207,12 +211,12 @@ export class Account {
   /** A roster node notification (any session's write): update the cache, tell the listeners. */
   stored(jid: string, next: RosterEntry | undefined): void {
     const key = storedKey(next);
-    const mine = this.ownWrites.get(jid);
+    const mine = this.ownWrites?.get(jid);
     const at = mine ? mine.indexOf(key) : -1;
     if (at !== -1) {
       // the echo of one of our writes: everything up to it has come back; the cache is already newer
       mine!.splice(0, at + 1);
-      if (mine!.length === 0) this.ownWrites.delete(jid);
+      if (mine!.length === 0) this.ownWrites!.delete(jid);
       return;
     }
     const prev = this.roster.get(jid);
@@ -221,6 +225,7 @@ export class Account {
   }
 
   private expectEcho(jid: string, key: string): void {
+    this.ownWrites ??= new Map();
     const list = this.ownWrites.get(jid) ?? [];
     list.push(key);
     if (list.length > 16) list.shift(); // echoes that never came (a lost notification) are forgotten
@@ -230,9 +235,9 @@ export class Account {
   private apply(prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
     if (next) this.roster.set(next.jid, next);
     else if (prev) this.roster.delete(prev.jid);
-    for (const l of this.listeners) {
+    for (const h of this.hooks.change) {
       try {
-        l(prev, next);
+        h(this, prev, next);
       } catch (err) {
         this.ctx.log.error({ err }, 'roster change listener failed');
       }
@@ -257,12 +262,12 @@ export function hasAccount(ctx: RuleContext): boolean {
  * First in the table: sets up the Account at bind, and keeps the backend's echo of our bare
  * availability presence (ejabberd reflects it to the session) from reaching the client.
  */
-export function accountRule(backend: BackendName | 'auto'): Rule {
+export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks): Rule {
   const options: AccountOptions = { backend, profiles: new Map() };
   return {
     name: 'account',
     async onBound(ctx) {
-      const account = new Account(ctx);
+      const account = new Account(ctx, hooks);
       ctx.state.set(KEY, account);
       try {
         await account.start(options);

@@ -3,9 +3,9 @@
 import type { BackendName } from '../backends/profile.js';
 import { accountRule } from './account.js';
 import { pingRule } from './ping.js';
-import { presenceRule } from './presence.js';
-import { rosterRule } from './roster.js';
-import { subscriptionRule } from './subscription.js';
+import { presenceOnChange, presenceRule } from './presence.js';
+import { rosterOnChange, rosterRule } from './roster.js';
+import { subscriptionOnAvailable, subscriptionOnChange, subscriptionRule } from './subscription.js';
 import type { Rule } from './types.js';
 
 export type { Rule, RuleContext, Verdict } from './types.js';
@@ -17,7 +17,12 @@ export interface RuleOptions {
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
   return [
-    accountRule(options.backend ?? 'auto'), // login: profile, nodes, roster (first: the others need it)
+    // login: profile, nodes, roster (first: the others need it); roster changes and initial presence
+    // reach the others through the hooks (shared by all sessions: nothing registered per session)
+    accountRule(options.backend ?? 'auto', {
+      change: [rosterOnChange, subscriptionOnChange, presenceOnChange],
+      available: [subscriptionOnAvailable],
+    }),
     pingRule, //                                            XEP-0199 server ping
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

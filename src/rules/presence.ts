@@ -14,6 +14,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
+import type { RosterEntry } from './roster-item.js';
 
 /** The pubsub payload for a client's broadcast presence: `from` is the bound JID, never the client's. */
 export function presencePayload(client: Element, fullJid: string): Element {
@@ -47,6 +48,7 @@ function validItem(service: string, item: PublishedItem): Element | undefined {
 }
 
 function cacheOf(account: Account, contact: string): Map<string, Element> {
+  account.contactPresence ??= new Map();
   let m = account.contactPresence.get(contact);
   if (!m) account.contactPresence.set(contact, (m = new Map()));
   return m;
@@ -105,7 +107,7 @@ async function goUnavailable(account: Account, payload: Element): Promise<void> 
   account.available = false;
   await publishPresence(account, payload);
   await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
-  account.contactPresence.clear();
+  account.contactPresence = undefined;
 }
 
 async function broadcast(account: Account, client: Element): Promise<void> {
@@ -154,20 +156,21 @@ async function dropStaleResources(account: Account): Promise<void> {
   }
 }
 
+/** Roster changes: a contact we now follow is probed, one we no longer follow goes unavailable. */
+export function presenceOnChange(account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
+  const had = prev !== undefined && hasTo(prev.subscription);
+  const has = next !== undefined && hasTo(next.subscription);
+  const contact = (next ?? prev)!.jid;
+  if (has && !had && account.available) void probe(account, contact);
+  if (had && !has) for (const r of [...cacheOf(account, contact).keys()]) gone(account, contact, r);
+}
+
 export const presenceRule: Rule = {
   name: 'presence',
 
   onBound(ctx) {
     if (!hasAccount(ctx)) return;
-    const account = accountOf(ctx);
-    account.onChange((prev, next) => {
-      const had = prev !== undefined && hasTo(prev.subscription);
-      const has = next !== undefined && hasTo(next.subscription);
-      const contact = (next ?? prev)!.jid;
-      if (has && !had && account.available) void probe(account, contact);
-      if (had && !has) for (const r of [...cacheOf(account, contact).keys()]) gone(account, contact, r);
-    });
-    void dropStaleResources(account);
+    void dropStaleResources(accountOf(ctx));
   },
 
   fromClient(s, ctx) {

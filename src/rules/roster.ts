@@ -4,14 +4,13 @@
 // session of the user, on any proxy instance) pushed to each interested resource.
 // No roster iq ever reaches the backend, and roster versioning is not offered.
 import type { Element } from 'ltx';
-import { randomBytes } from 'node:crypto';
 import { parseItemsEvent } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { parseJid } from '../xmpp/jid.js';
 import { NS_PUBSUB_EVENT, NS_ROSTER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_ROSTER, accountOf, hasAccount, type Account } from './account.js';
-import { fromStored, isVisible, newEntry, removalItem, rosterPush, toRosterItem, visibleKey } from './roster-item.js';
+import { fromStored, isVisible, newEntry, removalItem, rosterPush, toRosterItem, visibleKey, type RosterEntry } from './roster-item.js';
 import { sendSubscription } from './subscription-ops.js';
 import { hasFrom, hasTo } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
@@ -69,39 +68,25 @@ async function removeContact(account: Account, contact: string): Promise<void> {
   await account.remove(contact);
 }
 
-interface RosterState {
-  pushPrefix: string;
-  seq: number;
+/** Our roster pushes' ids: the client's answers to them are ours, never the backend's. */
+function pushPrefix(ctx: RuleContext): string {
+  return `push-${ctx.sessionId}-`;
 }
 
-function stateOf(ctx: RuleContext): RosterState {
-  let s = ctx.state.get('roster') as RosterState | undefined;
-  if (!s) {
-    s = { pushPrefix: `push-${randomBytes(4).toString('hex')}-`, seq: 0 };
-    ctx.state.set('roster', s);
-  }
-  return s;
+/** A change the client can see goes to it as a roster push, if it asked for the roster. */
+export function rosterOnChange(account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
+  if (!account.interested || visibleKey(prev) === visibleKey(next)) return;
+  const item = next && isVisible(next) ? toRosterItem(next) : removalItem((prev ?? next)!.jid);
+  account.ctx.toClient(rosterPush(account.full, pushPrefix(account.ctx) + ++account.pushSeq, item));
 }
 
 export const rosterRule: Rule = {
   name: 'roster',
 
-  onBound(ctx) {
-    if (!hasAccount(ctx)) return;
-    const account = accountOf(ctx);
-    const st = stateOf(ctx);
-    // a change the client can see goes to it as a roster push, if it asked for the roster
-    account.onChange((prev, next) => {
-      if (!account.interested || visibleKey(prev) === visibleKey(next)) return;
-      const item = next && isVisible(next) ? toRosterItem(next) : removalItem((prev ?? next)!.jid);
-      ctx.toClient(rosterPush(account.full, st.pushPrefix + ++st.seq, item));
-    });
-  },
-
   fromClient(s, ctx) {
     if (s.name !== 'iq') return false;
     // the client's answers to our pushes
-    if ((s.attrs.type === 'result' || s.attrs.type === 'error') && s.attrs.id?.startsWith(stateOf(ctx).pushPrefix)) return true;
+    if ((s.attrs.type === 'result' || s.attrs.type === 'error') && s.attrs.id?.startsWith(pushPrefix(ctx))) return true;
     if (!s.childIs('query', NS_ROSTER)) return false;
     const el = s.el;
     const to = s.attrs.to;

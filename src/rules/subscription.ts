@@ -13,6 +13,7 @@ import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from '
 import { receiveSubscription, retryUndelivered, sendSubscription } from './subscription-ops.js';
 import { isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
+import type { RosterEntry } from './roster-item.js';
 
 /** How often a session retries requests whose contact had no inbox yet. */
 export const RETRY_MS = 60_000;
@@ -57,6 +58,17 @@ async function drainInbox(account: Account, items: Array<{ id: string; publisher
   }
 }
 
+/** Every session delivers what any session stored as the event of a roster write. */
+export function subscriptionOnChange(account: Account, _prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
+  if (next?.event && account.available) deliver(account, next.event);
+  if (next?.undelivered) scheduleRetry(account.ctx, account);
+}
+
+/** RFC 6121 §3.1.3: an unanswered request is delivered again at each initial presence. */
+export function subscriptionOnAvailable(account: Account): void {
+  for (const e of account.roster.values()) if (e.pendingIn && e.request) deliver(account, e.request);
+}
+
 export const subscriptionRule: Rule = {
   name: 'subscription',
   // RFC 6121 §3.4: pre-approvals are kept (the roster entry's approved flag)
@@ -66,15 +78,6 @@ export const subscriptionRule: Rule = {
     if (!hasAccount(ctx)) return;
     const account = accountOf(ctx);
     if (!account.rosterLoaded) return;
-    // deliveries: every session delivers what any session stored as the event of a roster write
-    account.onChange((_prev, next) => {
-      if (next?.event && account.available) deliver(account, next.event);
-      if (next?.undelivered) scheduleRetry(ctx, account);
-    });
-    // RFC 6121 §3.1.3: an unanswered request is delivered again at each initial presence
-    account.onAvailable(() => {
-      for (const e of account.roster.values()) if (e.pendingIn && e.request) deliver(account, e.request);
-    });
     // what arrived while the user was offline
     const res = await ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined);
     if (res) await drainInbox(account, itemsOfResult(res));

@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { XmlStream } from '../stream/connection.js';
+import { XmlStream, type StreamEvents } from '../stream/connection.js';
 import { StreamError, isStreamErrorCondition, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import { NS_STREAMS, NS_TLS } from '../xmpp/ns.js';
@@ -18,12 +18,12 @@ export type LegEnd =
   | { kind: 'lost'; error?: Error };
 
 export interface BackendLegEvents {
-  onElement(s: Stanza): void;
+  onBackendElement(s: Stanza): void;
   /** the backend ended the stream or the connection failed (not called after our own close()) */
-  onEnd(end: LegEnd): void;
+  onBackendEnd(end: LegEnd): void;
   /** the socket is closed, whoever closed it (called once, also when connecting failed) */
-  onGone(): void;
-  onBackpressure(full: boolean): void;
+  onBackendGone(): void;
+  onBackendBackpressure(full: boolean): void;
 }
 
 /** Why opening the backend leg failed: becomes remote-connection-failed (or the backend's own error). */
@@ -53,7 +53,7 @@ export function streamHeader(attrs: Record<string, string>): string {
   return s + '>';
 }
 
-export class BackendLeg {
+export class BackendLeg implements StreamEvents {
   stream: XmlStream | undefined;
   features: Element | undefined;
   /** the backend's stream id (for logs) */
@@ -78,14 +78,7 @@ export class BackendLeg {
     try {
       const socket = await this.connect(host, port, direct);
       this.secure = direct;
-      this.stream = new XmlStream(socket, {
-        onStreamStart: (_n, attrs) => this.onStreamStart(attrs),
-        onElement: (s) => this.onElement(s),
-        onStreamEnd: () => this.end({ kind: 'closed' }),
-        onViolation: (err) => this.onViolation(err),
-        onClose: (err) => this.end({ kind: 'lost', ...(err ? { error: err } : {}) }),
-        onBackpressure: (full) => this.events.onBackpressure(full),
-      }, { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH });
+      this.stream = new XmlStream(socket, this, { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH });
       let features = await this.openStream();
       if (!direct && this.config.upstreamTls !== 'off') {
         if (hasStartTls(features)) {
@@ -114,7 +107,7 @@ export class BackendLeg {
             resolve(socket);
           });
       socket.once('error', onError);
-      socket.once('close', () => this.events.onGone()); // a TLS socket on top closes this one too
+      socket.once('close', () => this.events.onBackendGone()); // a TLS socket on top closes this one too
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
       this.pendingSocket = socket;
@@ -198,12 +191,14 @@ export class BackendLeg {
     else this.pendingSocket?.destroy(err); // rejects the pending connect
   }
 
-  private onStreamStart(attrs: Record<string, string>): void {
+  // ---- the stream's events ----
+
+  onStreamStart(_name: string, attrs: Record<string, string>): void {
     this.streamId = attrs.id;
     if (attrs.xmlns !== 'jabber:client') this.fail(new BackendUnavailable(`backend stream has namespace '${attrs.xmlns}'`));
   }
 
-  private onElement(s: Stanza): void {
+  onElement(s: Stanza): void {
     if (s.name === 'stream:error' || s.name === 'error') {
       const el = s.el;
       const cond = el.children.find((c): c is Element => typeof c !== 'string' && c.name !== 'text');
@@ -218,10 +213,22 @@ export class BackendLeg {
       w.resolve(s);
       return;
     }
-    this.events.onElement(s);
+    this.events.onBackendElement(s);
   }
 
-  private onViolation(err: StreamError): void {
+  onStreamEnd(): void {
+    this.end({ kind: 'closed' });
+  }
+
+  onClose(err?: Error): void {
+    this.end({ kind: 'lost', ...(err ? { error: err } : {}) });
+  }
+
+  onBackpressure(full: boolean): void {
+    this.events.onBackendBackpressure(full);
+  }
+
+  onViolation(err: StreamError): void {
     this.log.warn({ err: err.message }, 'backend sent bad XML');
     this.stream?.error(err.condition, err.text);
     this.end({ kind: 'stream-error', condition: 'internal-server-error', text: 'the backend sent XML the proxy cannot accept' });
@@ -239,6 +246,6 @@ export class BackendLeg {
     if (end.kind !== 'lost') this.stream?.close();
     if (this.ended) return;
     this.ended = true;
-    if (!wasWaiting) this.events.onEnd(end);
+    if (!wasWaiting) this.events.onBackendEnd(end);
   }
 }

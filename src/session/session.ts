@@ -15,14 +15,14 @@ import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { XmlStream } from '../stream/connection.js';
+import { XmlStream, type StreamEvents } from '../stream/connection.js';
 import { StreamError, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import type { Rule } from '../rules/types.js';
 import { parseJid, isDomain, type JID } from '../xmpp/jid.js';
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from '../xmpp/ns.js';
 import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
-import { BackendLeg, BackendUnavailable, streamHeader, type LegEnd } from './backend-leg.js';
+import { BackendLeg, BackendUnavailable, streamHeader, type BackendLegEvents, type LegEnd } from './backend-leg.js';
 import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
 import { Lane, type Direction, type LaneHost } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
@@ -71,7 +71,7 @@ const PAUSE_LANE = 1; // a rule of this direction is busy
 const PAUSE_PEER_FULL = 2; // the other socket does not drain
 const PAUSE_BIND = 4; // onBound hooks are running
 
-export class Session implements LaneHost, ContextHost {
+export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegEvents {
   readonly id = randomBytes(6).toString('base64url');
   log: Logger;
   private readonly client: XmlStream;
@@ -108,17 +108,7 @@ export class Session implements LaneHost, ContextHost {
     this.traceOn = deps.log.isLevelEnabled('trace');
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    this.client = new XmlStream(socket, {
-      onStreamStart: (_name, attrs) => this.onClientHeader(attrs),
-      onElement: (s) => this.onClientElement(s),
-      onStreamEnd: () => this.onClientStreamEnd(),
-      onWhitespace: () => {
-        if (this.phase === 'bound') this.backend?.sendRaw(' '); // keepalives keep the backend leg alive too
-      },
-      onViolation: (err) => this.clientViolation(err),
-      onClose: (err) => this.onClientClosed(err),
-      onBackpressure: (full) => this.pauseBackend(PAUSE_PEER_FULL, full),
-    }, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
+    this.client = new XmlStream(socket, this, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
@@ -139,7 +129,9 @@ export class Session implements LaneHost, ContextHost {
     return streamHeader({ id: randomBytes(9).toString('base64url'), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang });
   }
 
-  private onClientHeader(attrs: Record<string, string>): void {
+  // ---- the client stream's events (StreamEvents) ----
+
+  onStreamStart(_name: string, attrs: Record<string, string>): void {
     if (this.phase !== 'header') throw new StreamError('not-well-formed', 'unexpected stream header');
     const to = attrs.to;
     if (attrs['xml:lang']) this.lang = attrs['xml:lang'];
@@ -186,15 +178,7 @@ export class Session implements LaneHost, ContextHost {
   }
 
   private openBackend(): Promise<Element> {
-    this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, {
-      onElement: (s) => this.onBackendElement(s),
-      onEnd: (end) => this.onBackendEnd(end),
-      onGone: () => {
-        this.backendGone = true;
-        this.checkGone();
-      },
-      onBackpressure: (full) => this.pauseClient(PAUSE_PEER_FULL, full),
-    }, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : {});
+    this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, this, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : {});
     const ready = this.backend.open();
     ready.then(
       () => this.log.info({ secure: this.backend?.secure, backendStream: this.backend?.streamId }, 'backend stream open'),
@@ -216,7 +200,7 @@ export class Session implements LaneHost, ContextHost {
 
   // ---- elements from the client --------------------------------------------------------------
 
-  private onClientElement(s: Stanza): void {
+  onElement(s: Stanza): void {
     if (this.traceOn && this.authenticated) this.log.trace({ in: 'client', xml: s.raw }, 'stanza'); // never SASL data
     switch (this.phase) {
       case 'bound':
@@ -308,19 +292,29 @@ export class Session implements LaneHost, ContextHost {
     this.backend?.sendRaw(s.raw); // e.g. client state indication
   }
 
-  private onClientStreamEnd(): void {
+  onStreamEnd(): void {
     this.log.info('client closed its stream');
     void this.shutdownBoth();
   }
 
-  private clientViolation(err: StreamError): void {
+  onWhitespace(): void {
+    if (this.phase === 'bound') this.backend?.sendRaw(' '); // keepalives keep the backend leg alive too
+  }
+
+  onBackpressure(full: boolean): void {
+    this.pauseBackend(PAUSE_PEER_FULL, full); // the client does not drain: stop reading the backend
+  }
+
+  onViolation(err: StreamError): void {
     this.log.info({ condition: err.condition, reason: err.text }, 'client stream error');
     this.streamError(err.condition, err.text);
   }
 
   // ---- elements from the backend -------------------------------------------------------------
 
-  private onBackendElement(s: Stanza): void {
+  // ---- the backend leg's events (BackendLegEvents) ----
+
+  onBackendElement(s: Stanza): void {
     if (this.traceOn && this.authenticated) this.log.trace({ in: 'backend', xml: s.raw }, 'stanza');
     if (this.tracker.match(s)) return;
     switch (this.phase) {
@@ -404,7 +398,7 @@ export class Session implements LaneHost, ContextHost {
     const early = this.early ?? [];
     this.early = undefined;
     if (rules.onBound.length === 0) {
-      for (const s of early) this.onClientElement(s);
+      for (const s of early) this.onElement(s);
       return;
     }
     this.pauseClient(PAUSE_BIND, true);
@@ -417,7 +411,7 @@ export class Session implements LaneHost, ContextHost {
         }
       }
       if (this.phase !== 'bound') return;
-      for (const s of early) this.onClientElement(s);
+      for (const s of early) this.onElement(s);
       this.pauseClient(PAUSE_BIND, false);
     })();
   }
@@ -535,7 +529,16 @@ export class Session implements LaneHost, ContextHost {
     this.checkGone();
   }
 
-  private onClientClosed(err?: Error): void {
+  onBackendBackpressure(full: boolean): void {
+    this.pauseClient(PAUSE_PEER_FULL, full);
+  }
+
+  onBackendGone(): void {
+    this.backendGone = true;
+    this.checkGone();
+  }
+
+  onClose(err?: Error): void {
     this.clientGone = true;
     if (!this.closing) {
       this.log.info({ reason: err?.message ?? 'socket closed' }, 'client disconnected');
@@ -544,7 +547,7 @@ export class Session implements LaneHost, ContextHost {
     this.checkGone();
   }
 
-  private onBackendEnd(end: LegEnd): void {
+  onBackendEnd(end: LegEnd): void {
     this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'backend connection closed'));
     if (!this.closing) {
       if (end.kind === 'stream-error') {

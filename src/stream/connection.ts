@@ -8,6 +8,7 @@ import type { Element } from 'ltx';
 import { FORBIDDEN_CONTROL, textToBytes } from './chars.js';
 import { NS_STREAMS, StreamError, type StreamErrorCondition } from './errors.js';
 import { Tokenizer, type TokenizerHandler, type TokenizerLimits } from './tokenizer.js';
+import type { Stanza } from './stanza.js';
 
 export interface StreamEvents extends TokenizerHandler {
   /** the peer broke the stream rules (we already know what to tell it) */
@@ -21,7 +22,7 @@ export interface StreamEvents extends TokenizerHandler {
 /** Time allowed for the peer to answer our </stream:stream> before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
-export class XmlStream {
+export class XmlStream implements TokenizerHandler {
   socket: Socket;
   private readonly tokenizer: Tokenizer;
   private carry: Buffer | null = null;
@@ -52,24 +53,28 @@ export class XmlStream {
     limits: TokenizerLimits,
   ) {
     this.socket = socket;
-    // once we are closing, elements are ignored; only the peer's </stream:stream> still matters
-    this.tokenizer = new Tokenizer({
-      onStreamStart: (name, attrs) => {
-        if (!this.closing) events.onStreamStart(name, attrs);
-      },
-      onElement: (s) => {
-        if (!this.closing) events.onElement(s);
-      },
-      onStreamEnd: () => {
-        this.peerEnded = true;
-        if (this.closing) this.socket.end();
-        else events.onStreamEnd();
-      },
-      onWhitespace: () => {
-        if (!this.closing) events.onWhitespace?.();
-      },
-    }, limits);
+    this.tokenizer = new Tokenizer(this, limits);
     this.attach(socket);
+  }
+
+  // the tokenizer's events: once we are closing, elements are ignored; only the peer's
+  // </stream:stream> still matters
+  onStreamStart(name: string, attrs: Record<string, string>): void {
+    if (!this.closing) this.events.onStreamStart(name, attrs);
+  }
+
+  onElement(s: Stanza): void {
+    if (!this.closing) this.events.onElement(s);
+  }
+
+  onStreamEnd(): void {
+    this.peerEnded = true;
+    if (this.closing) this.socket.end();
+    else this.events.onStreamEnd();
+  }
+
+  onWhitespace(): void {
+    if (!this.closing) this.events.onWhitespace?.();
   }
 
   get closed(): boolean {
