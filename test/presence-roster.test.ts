@@ -279,6 +279,25 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([juliet.stop(), nurse.stop(), romeo.stop()]);
     });
 
+    t.test('pre-approval (RFC 6121 §3.4): a later request is approved at once', async (t) => {
+      const nurse = await login('nurse', 'capulet.lit', 'chamber');
+      const benvolio = await login('benvolio', 'montague.lit', 'street');
+      await Promise.all([online(nurse, xml('status', {}, 'pre-approving')), online(benvolio)]);
+      clear(nurse, benvolio);
+      await nurse.send(xml('presence', { to: 'benvolio@montague.lit', type: 'subscribed' }));
+      await waitFor(nurse, isPush('benvolio@montague.lit', { approved: 'true', subscription: 'none' }));
+      await new Promise((r) => setTimeout(r, 300));
+      t.notOk(benvolio.received.some(isPresence('nurse@capulet.lit', 'subscribed')), 'a pre-approval is not sent to the contact');
+      await benvolio.send(xml('presence', { to: 'nurse@capulet.lit', type: 'subscribe' }));
+      await waitFor(benvolio, isPresence('nurse@capulet.lit', 'subscribed'));
+      await waitFor(benvolio, isPush('nurse@capulet.lit', { subscription: 'to' }));
+      const p = await waitFor(benvolio, isPresence('nurse@capulet.lit/chamber'));
+      t.equal(p.getChildText('status'), 'pre-approving', "and the nurse's presence follows");
+      await waitFor(nurse, isPush('benvolio@montague.lit', { subscription: 'from', approved: undefined }));
+      t.notOk(nurse.received.some(isPresence('benvolio@montague.lit', 'subscribe')), 'the request was never shown to the nurse');
+      await Promise.all([nurse.stop(), benvolio.stop()]);
+    });
+
     t.test('remove cancels both directions', async (t) => {
       const benvolio = await login('benvolio', 'montague.lit', 'street');
       const juliet = await login('juliet', 'capulet.lit', 'balcony');
