@@ -3,10 +3,10 @@
 // proxy to Prosody verified with the test CA, SASL relayed, bind), talks to the backend as if
 // directly, and a wrong password is the backend's own SASL failure.
 import t from 'tap';
-import { equal } from 'ltx';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
-import { connect, waitFor, xml, RawClient, HEADER } from './harness/xmpp.js';
+import { messagePassesUnchanged } from './harness/scenarios.js';
+import { connect, xml, RawClient, HEADER } from './harness/xmpp.js';
 import { startCapture } from './harness/capture.js';
 
 // @xmpp/connection 0.14 can miss the proxy's stream header after STARTTLS (TimeoutError 2 s later):
@@ -113,29 +113,7 @@ t.test('stream core on prosody', async (t) => {
     t.notMatch(post[0], /rosterver/, 'no roster versioning');
   });
 
-  t.test('a message between two bound users passes unchanged', async (t) => {
-    const juliet = await connect({ port: p.port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'balcony' });
-    const romeo = await connect({ port: p.port, domain: 'montague.lit', username: 'romeo', password: 's3cret', resource: 'orchard' });
-    t.teardown(() => Promise.all([juliet.stop(), romeo.stop()]));
-    const msg = xml(
-      'message',
-      { to: 'romeo@montague.lit/orchard', type: 'chat', id: 'm-1' },
-      xml('body', {}, 'Wherefore art thou, Romeo? <&> ☾'),
-      xml('thread', {}, 'th-1'),
-      xml('x', { xmlns: 'urn:example:custom', a: "q'uo\"te" }, xml('deep', {}, xml('er', {}, 'text'))),
-    );
-    await juliet.send(msg);
-    const got = await waitFor(romeo, (s) => s.name === 'message' && s.attrs.id === 'm-1');
-    t.equal(got.attrs.from, 'juliet@capulet.lit/balcony', 'from stamped by the backend');
-    t.equal(got.attrs.to, 'romeo@montague.lit/orchard');
-    t.equal(got.attrs.type, 'chat');
-    t.equal(got.getChildText('body'), 'Wherefore art thou, Romeo? <&> ☾');
-    t.equal(got.getChildText('thread'), 'th-1');
-    // Prosody re-serializes stanzas with attributes in Lua hash order, so compare as XML, not as text
-    const x = got.getChild('x', 'urn:example:custom')!;
-    t.same(x.attrs, { xmlns: 'urn:example:custom', a: "q'uo\"te" }, 'extension attributes unchanged');
-    t.ok(equal(x, msg.getChild('x')!), 'extension payload unchanged (same names, attributes, children and text)');
-  });
+  t.test('a message between two bound users passes unchanged', (t) => messagePassesUnchanged(t, p.port));
 
   t.test('wrong password is a SASL failure at the client', async (t) => {
     for (const mechanism of ['PLAIN', 'SCRAM-SHA-1']) {
