@@ -12,7 +12,7 @@
 //   unsubscribe   subscriber cancels: it unsubscribes itself
 // The four types also travel to the other user's inbox, where that user's proxy applies them to
 // its roster (RFC 6121 Appendix A) and delivers them to the client.
-import type { Element } from 'ltx';
+import { clone, type Element } from 'ltx';
 import * as ps from '../pubsub/requests.js';
 import type { PublishedItem } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
@@ -35,7 +35,7 @@ export type InboxResult = 'ok' | 'not-enrolled' | StanzaError;
  * (never logged in through a proxy, or no such account: the backend cannot tell which).
  */
 export async function toInbox(account: Account, contact: string, type: SubscriptionType, extra: Element[]): Promise<InboxResult> {
-  const presence = xml('presence', { xmlns: NS_CLIENT, type, from: account.bare, to: contact }, ...extra.map(cloneEl));
+  const presence = xml('presence', { xmlns: NS_CLIENT, type, from: account.bare, to: contact }, ...extra.map(clone));
   try {
     await account.ctx.request(ps.publish(contact, NODE_INBOX, inboxItemId(type, account.bare), presence));
     return 'ok';
@@ -60,13 +60,6 @@ async function revoke(account: Account, contact: string): Promise<void> {
 
 async function ignoreErrors(p: Promise<unknown>): Promise<void> {
   await p.catch(() => undefined);
-}
-
-function cloneEl(el: Element): Element {
-  const c = xml(el.name, { ...(el.attrs as Record<string, string>) });
-  for (const child of el.children) c.children.push(typeof child === 'string' ? child : cloneEl(child));
-  for (const child of c.children) if (typeof child !== 'string') child.parent = c;
-  return c;
 }
 
 /**
@@ -149,9 +142,9 @@ export async function receiveSubscription(account: Account, item: PublishedItem)
   const prev = account.entry(from) ?? newEntry(from);
   const r = inbound(prev, type);
   const next: RosterEntry = { ...prev, ...r.state };
-  const children = p.children.filter((c): c is Element => typeof c !== 'string').map(cloneEl);
+  const children = p.children.filter((c): c is Element => typeof c !== 'string').map(clone);
   const event = r.deliver ? xml('presence', { xmlns: NS_CLIENT, type, from }, ...children) : undefined;
-  if (type === 'subscribe' && r.deliver) next.request = xml('presence', { xmlns: NS_CLIENT, type, from }, ...children.map(cloneEl));
+  if (type === 'subscribe' && r.deliver) next.request = xml('presence', { xmlns: NS_CLIENT, type, from }, ...children.map(clone));
   if (!next.pendingIn) delete next.request;
   if (r.reply === 'subscribed' && !hasFrom(prev.subscription)) next.listed = true; // pre-approved: now a subscriber
 
