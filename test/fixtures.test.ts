@@ -177,3 +177,29 @@ async function julietProsodyWithRequest() {
   await offer(s.rules, s.rec, note, 'backend');
   return s;
 }
+
+t.test('an inbox item read again is not applied again, even after the contact was removed', async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  await offer(s.rules, s.rec, xml('iq', { type: 'get', id: 'r1' }, xml('query', { xmlns: 'jabber:iq:roster' })), 'client');
+  await online(s);
+  const note = () =>
+    xml(
+      'message',
+      { from: 'juliet@capulet.lit', to: 'juliet@capulet.lit' },
+      xml('event', { xmlns: 'http://jabber.org/protocol/pubsub#event' }, xml('items', { node: NODE_INBOX }, xml('item', { id: 'sub:bard@shakespeare.lit', publisher: 'bard@shakespeare.lit/globe' },
+        xml('presence', { xmlns: 'jabber:client', type: 'subscribe', from: 'bard@shakespeare.lit', to: 'juliet@capulet.lit' }, xml('inbox', { xmlns: 'urn:xep207-proxy:inbox:0', nonce: 'n-1' }))))),
+    );
+  await offer(s.rules, s.rec, note(), 'backend');
+  const first = s.rec.toClient.filter((e) => e.name === 'presence' && e.attrs.type === 'subscribe');
+  t.equal(first.length, 1, 'delivered once');
+  t.notOk(first[0]!.getChild('inbox'), 'the nonce is the proxy\'s: not shown to the client');
+  await offer(s.rules, s.rec, note(), 'backend');
+  t.equal(s.rec.toClient.filter((e) => e.name === 'presence' && e.attrs.type === 'subscribe').length, 1, 'the same item again: nothing');
+  // Juliet approves then removes Bard: the entry becomes a tombstone that still knows the nonce
+  await offer(s.rules, s.rec, xml('presence', { to: 'bard@shakespeare.lit', type: 'subscribed' }), 'client');
+  await offer(s.rules, s.rec, xml('iq', { type: 'set', id: 'rm' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'bard@shakespeare.lit', subscription: 'remove' }))), 'client');
+  t.ok(s.rec.toClient.some((e) => e.name === 'iq' && e.getChild('query')?.getChild('item')?.attrs.subscription === 'remove'), 'removal pushed');
+  s.rec.toClient.length = 0;
+  await offer(s.rules, s.rec, note(), 'backend');
+  t.equal(s.rec.toClient.length, 0, 'an old request that could not be retracted does not come back');
+});

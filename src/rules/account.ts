@@ -21,7 +21,7 @@ import { itemsOfResult } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import type { Rule, RuleContext } from './types.js';
-import { fromStored, storedKey, toStored, type RosterEntry } from './roster-item.js';
+import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
 
 export const NODE_PRESENCE = 'presence';
 export const NODE_ROSTER = 'xep207-proxy/roster';
@@ -198,9 +198,12 @@ export class Account {
     await this.ctx.request(ps.publish(undefined, NODE_ROSTER, stored.jid, toStored(stored), { 'pubsub#access_model': 'whitelist' }));
   }
 
+  /** Remove a contact: its item is retracted, or kept as a tombstone if it remembers inbox nonces. */
   async remove(jid: string): Promise<void> {
     const prev = this.roster.get(jid);
     if (!prev) return;
+    const t = tombstone(prev);
+    if (!isEmpty(t)) return this.save(t);
     this.expectEcho(jid, '');
     this.apply(prev, undefined);
     await this.ctx.request(ps.retract(undefined, NODE_ROSTER, jid)).catch((err: unknown) => {

@@ -9,6 +9,11 @@
 // - undelivered: our request could not be put in the contact's inbox yet (retried at login)
 // - event: the subscription presence that caused this write, so that every session of the user
 //   (on any proxy instance) delivers it when it sees the roster node change
+// - seen-sub / seen-auth: the nonce of the last inbox item applied from this contact, per slot, so
+//   that an item read again is not applied twice. ejabberd 23.01 can leave an inbox item that its
+//   owner can no longer retract (a retract racing another user's publish to the same node), and it
+//   then comes back at every login. An entry whose contact was removed stays as a hidden tombstone
+//   holding these two nonces.
 import type { Element } from 'ltx';
 import { canonicalXml, xml } from '../stream/xml.js';
 import { NS_ROSTER } from '../xmpp/ns.js';
@@ -24,15 +29,26 @@ export interface RosterEntry extends SubState {
   undelivered: boolean;
   request?: Element;
   event?: Element;
+  /** nonce of the last applied inbox item of each slot (subscribe/unsubscribe, subscribed/unsubscribed) */
+  seenSub?: string;
+  seenAuth?: string;
 }
 
 export function newEntry(jid: string): RosterEntry {
   return { jid, groups: [], listed: false, undelivered: false, ...NO_STATE };
 }
 
-/** Is there anything worth keeping? (otherwise the item is retracted) */
+/** A removed contact: nothing left but what keeps old inbox items from being applied again. */
+export function tombstone(e: RosterEntry): RosterEntry {
+  const t: RosterEntry = { ...newEntry(e.jid) };
+  if (e.seenSub) t.seenSub = e.seenSub;
+  if (e.seenAuth) t.seenAuth = e.seenAuth;
+  return t;
+}
+
+/** Nothing worth keeping at all (the item can be retracted). */
 export function isEmpty(e: RosterEntry): boolean {
-  return !e.listed && e.subscription === 'none' && !e.pendingOut && !e.pendingIn && !e.approved;
+  return !e.listed && e.subscription === 'none' && !e.pendingOut && !e.pendingIn && !e.approved && !e.seenSub && !e.seenAuth;
 }
 
 /** Does the client see it in its roster? */
@@ -48,6 +64,8 @@ export function toStored(e: RosterEntry): Element {
   if (e.approved) attrs.approved = 'true';
   if (e.listed) attrs.listed = 'true';
   if (e.undelivered) attrs.undelivered = 'true';
+  if (e.seenSub) attrs['seen-sub'] = e.seenSub;
+  if (e.seenAuth) attrs['seen-auth'] = e.seenAuth;
   return xml(
     'contact',
     attrs,
@@ -77,6 +95,8 @@ export function fromStored(el: Element | undefined): RosterEntry | undefined {
     undelivered: el.attrs.undelivered === 'true',
   };
   if (el.attrs.name !== undefined) e.name = el.attrs.name as string;
+  if (el.attrs['seen-sub']) e.seenSub = el.attrs['seen-sub'] as string;
+  if (el.attrs['seen-auth']) e.seenAuth = el.attrs['seen-auth'] as string;
   const request = firstElement(el.getChild('request'));
   if (request) e.request = request;
   const event = firstElement(el.getChild('event'));

@@ -12,6 +12,7 @@
 //   unsubscribe   subscriber cancels: it unsubscribes itself
 // The four types also travel to the other user's inbox, where that user's proxy applies them to
 // its roster (RFC 6121 Appendix A) and delivers them to the client.
+import { randomBytes } from 'node:crypto';
 import { clone, type Element } from 'ltx';
 import * as ps from '../pubsub/requests.js';
 import type { PublishedItem } from '../pubsub/events.js';
@@ -22,6 +23,9 @@ import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, type Account } from './account.js';
 import { newEntry, type RosterEntry } from './roster-item.js';
 import { hasFrom, hasTo, inbound, isSubscriptionType, outbound, type SubscriptionType } from './subscription-states.js';
+
+/** Marks each inbox item with a nonce (see roster-item.ts, seen-sub / seen-auth). */
+export const NS_INBOX = 'urn:xep207-proxy:inbox:0';
 
 /** Inbox item id: one slot per sender and direction, the latest word wins. */
 export function inboxItemId(type: SubscriptionType, from: string): string {
@@ -35,7 +39,12 @@ export type InboxResult = 'ok' | 'not-enrolled' | StanzaError;
  * (never logged in through a proxy, or no such account: the backend cannot tell which).
  */
 export async function toInbox(account: Account, contact: string, type: SubscriptionType, extra: Element[]): Promise<InboxResult> {
-  const presence = xml('presence', { xmlns: NS_CLIENT, type, from: account.bare, to: contact }, ...extra.map(clone));
+  const presence = xml(
+    'presence',
+    { xmlns: NS_CLIENT, type, from: account.bare, to: contact },
+    ...extra.map(clone),
+    xml('inbox', { xmlns: NS_INBOX, nonce: randomBytes(9).toString('base64url') }),
+  );
   try {
     await account.ctx.request(ps.publish(contact, NODE_INBOX, inboxItemId(type, account.bare), presence));
     return 'ok';
@@ -140,9 +149,13 @@ export async function receiveSubscription(account: Account, item: PublishedItem)
   if (from === account.bare) return false;
 
   const prev = account.entry(from) ?? newEntry(from);
+  const slot = type === 'subscribe' || type === 'unsubscribe' ? 'seenSub' : 'seenAuth';
+  const nonce = p.getChild('inbox', NS_INBOX)?.attrs.nonce as string | undefined;
+  if (nonce !== undefined && prev[slot] === nonce) return true; // applied before: an item read again
   const r = inbound(prev, type);
   const next: RosterEntry = { ...prev, ...r.state };
-  const children = p.children.filter((c): c is Element => typeof c !== 'string').map(clone);
+  if (nonce !== undefined) next[slot] = nonce;
+  const children = p.children.filter((c): c is Element => typeof c !== 'string' && !(c.name === 'inbox' && c.attrs.xmlns === NS_INBOX)).map(clone);
   const event = r.deliver ? xml('presence', { xmlns: NS_CLIENT, type, from }, ...children) : undefined;
   if (type === 'subscribe' && r.deliver) next.request = xml('presence', { xmlns: NS_CLIENT, type, from }, ...children.map(clone));
   if (!next.pendingIn) delete next.request;

@@ -1,0 +1,273 @@
+#!/usr/bin/python3
+"""Roster and presence with aioxmpp's services (Debian python3-aioxmpp 0.13), for the proxy tests
+(test/python-roster.test.ts).
+
+Usage: aioxmpp_roster.py SCENARIO HOST PORT --jid ROLE=JID [--jid ROLE=JID ...] --password PASSWORD
+                         [--ca FILE] [--timeout SECONDS] [--step-timeout SECONDS] [--debug]
+
+Each client is an aioxmpp.Client with STARTTLS required (the test certificate verified with the test
+CA) and the services aioxmpp.RosterClient, aioxmpp.PresenceClient and aioxmpp.PresenceServer; all
+clients of a scenario run in this one process.
+
+Scenario "contacts" [J = the user, C = a contact J already follows]:
+  C comes online (show chat); J comes online: its RosterClient gets the roster at stream start, its
+  PresenceClient sees C; C changes show/status; J renames C and adds a group (set_entry, then the
+  push); C asks for J's presence (RosterClient.subscribe), J approves from on_subscribe
+  (RosterClient.approve): both ways; C sees J's presence; C disconnects: J sees it go unavailable.
+
+Output: JSON lines like slixmpp_roster.py, each with "client" (the ROLE):
+  {"event": "login", "client": "J", "ok": true, "jid": "..."}
+  {"event": "initial_roster", "client": "J", "items": {jid: {subscription, ask, name, groups, approved}}}
+  {"event": "available" | "changed" | "unavailable", "client": "J", "from": full JID, "show": ..., "status": ...}
+  {"event": "entry_added" | "entry_name_changed" | "entry_subscription_state_changed" |
+            "entry_added_to_group" | "entry_removed", "client": "J", "jid": ..., "item": {...}}
+  {"event": "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed", "client": "J", "from": ...}
+  {"event": "roster", "client": "J", "at": "...", "items": {...}}     RosterClient.items at a checkpoint
+  {"event": "timeout", "client": "J", "waiting_for": "..."}
+  {"event": "done", "ok": true}
+Exit status 0 when every step happened, 1 otherwise.
+"""
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+
+import aioxmpp
+import aioxmpp.connector
+import aioxmpp.security_layer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CA = os.path.join(HERE, '..', 'certs', 'ca.pem')
+
+PROFILE = {
+    'J': ('balcony', aioxmpp.PresenceShow.AWAY, 'At the balcony'),
+    'C': ('street', aioxmpp.PresenceShow.CHAT, 'In the street'),
+}
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+class StepTimeout(Exception):
+    def __init__(self, client, what):
+        super().__init__(f'{client}: {what}')
+        self.client = client
+        self.what = what
+
+
+def item_json(item):
+    return {
+        'subscription': item.subscription,
+        'ask': item.ask,
+        'name': item.name,
+        'groups': sorted(item.groups),
+        'approved': bool(item.approved),
+    }
+
+
+def presence_json(stanza):
+    return {
+        'type': stanza.type_.value if stanza.type_ is not None else None,
+        'show': stanza.show.value if stanza.show is not None else None,
+        'status': stanza.status.any() if stanza.status else None,
+    }
+
+
+def security_layer(password, ca):
+    def ssl_context_factory():
+        ctx = aioxmpp.security_layer.default_ssl_context()
+        ctx.load_verify_locations(ca)
+        return ctx
+
+    async def password_provider(_jid, _attempt):
+        return password
+
+    return aioxmpp.security_layer.SecurityLayer(
+        ssl_context_factory,
+        aioxmpp.security_layer.PKIXCertificateVerifier,
+        True,  # TLS required
+        (aioxmpp.security_layer.PasswordSASLProvider(password_provider, max_auth_attempts=1),),
+    )
+
+
+class Party:
+    """One aioxmpp client with its roster and presence services, recording what they signal."""
+
+    def __init__(self, role, jid, args):
+        resource, show, status = PROFILE[role]
+        self.role = role
+        self.args = args
+        self.events = []
+        self.waiters = []
+        self.client = aioxmpp.Client(
+            aioxmpp.JID.fromstr(f'{jid}/{resource}'),
+            security_layer(args.password, args.ca),
+            override_peer=[(args.host, args.port, aioxmpp.connector.STARTTLSConnector())],
+        )
+        # summoned in this order: the roster is asked for before the initial presence goes out
+        self.roster = self.client.summon(aioxmpp.RosterClient)
+        self.presence = self.client.summon(aioxmpp.PresenceClient)
+        self.server = self.client.summon(aioxmpp.PresenceServer)
+        self.server.set_presence(aioxmpp.PresenceState(True, show), status)
+        self.stack = contextlib.AsyncExitStack()
+
+        r = self.roster
+        r.on_initial_roster_received.connect(lambda: self.note('initial_roster', items=self.items()))
+        for sig in ('entry_added', 'entry_name_changed', 'entry_subscription_state_changed', 'entry_removed'):
+            getattr(r, 'on_' + sig).connect(self.entry_recorder(sig))
+        r.on_entry_added_to_group.connect(lambda item, group: self.note('entry_added_to_group', jid=str(item.jid), group=group, item=item_json(item)))
+        for sig in ('subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'):
+            getattr(r, 'on_' + sig).connect(self.subscription_recorder(sig))
+        p = self.presence
+        p.on_available.connect(lambda full, st: self.note('available', **{'from': str(full)}, **presence_json(st)))
+        p.on_changed.connect(lambda full, st: self.note('changed', **{'from': str(full)}, **presence_json(st)))
+        p.on_unavailable.connect(lambda full, st: self.note('unavailable', **{'from': str(full)}, **presence_json(st)))
+
+    def entry_recorder(self, sig):
+        return lambda item: self.note(sig, jid=str(item.jid), item=item_json(item))
+
+    def subscription_recorder(self, sig):
+        return lambda st: self.note(sig, **{'from': str(st.from_)})
+
+    def items(self):
+        return {str(j): item_json(i) for j, i in self.roster.items.items()}
+
+    # ---- recording and waiting (as in slixmpp_roster.py) ----------------------------------------
+
+    def note(self, event, **kw):
+        ev = {'event': event, 'client': self.role, **kw}
+        self.events.append(ev)
+        emit(**ev)
+        for cond, fut in list(self.waiters):
+            if not fut.done() and cond():
+                fut.set_result(True)
+
+    def find(self, event, since=0, **match):
+        for ev in self.events[since:]:
+            if ev['event'] == event and all(ev.get(k) == v for k, v in match.items()):
+                return ev
+        return None
+
+    async def until(self, cond, what):
+        if cond():
+            return
+        fut = asyncio.get_event_loop().create_future()
+        entry = (cond, fut)
+        self.waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, self.args.step_timeout)
+        except asyncio.TimeoutError:
+            raise StepTimeout(self.role, what) from None
+        finally:
+            self.waiters.remove(entry)
+
+    async def wait_event(self, event, what, since=0, **match):
+        await self.until(lambda: self.find(event, since, **match) is not None, what)
+        return self.find(event, since, **match)
+
+    def mark(self):
+        return len(self.events)
+
+    # ---- session --------------------------------------------------------------------------------
+
+    @property
+    def full(self):
+        return str(self.client.local_jid)
+
+    async def start(self):
+        try:
+            await asyncio.wait_for(self.stack.enter_async_context(self.client.connected()), self.args.step_timeout * 2)
+        except asyncio.TimeoutError:
+            raise StepTimeout(self.role, 'login') from None
+        self.note('login', ok=True, jid=self.full)
+        # the proxy reflects the resource's own presence: online for sure
+        await self.wait_event('available', 'own presence reflected', **{'from': self.full})
+
+    async def stop(self):
+        await self.stack.aclose()
+
+    def snapshot(self, at):
+        self.note('roster', at=at, items=self.items())
+
+
+async def contacts(parties, jids):
+    j, c = parties['J'], parties['C']
+    jj, jc = jids['J'], jids['C']
+    await c.start()
+    await j.start()
+    await j.wait_event('initial_roster', 'the roster at stream start')
+    await j.wait_event('available', "C's presence", **{'from': c.full})
+    # C changes show and status
+    m = j.mark()
+    c.server.set_presence(aioxmpp.PresenceState(True, aioxmpp.PresenceShow.DND), 'Fighting Tybalt')
+    await j.wait_event('changed', "C's new presence", since=m, show='dnd', **{'from': c.full})
+    # J names C and puts it in a group; aioxmpp updates its items from the push only
+    m = j.mark()
+    await j.roster.set_entry(aioxmpp.JID.fromstr(jc), name='Benvolio', add_to_groups={'Montagues'}, timeout=j.args.step_timeout)
+    await j.wait_event('entry_name_changed', 'the push of the new name', since=m, jid=jc)
+    await j.wait_event('entry_added_to_group', 'the push of the new group', since=m, jid=jc, group='Montagues')
+    # C asks for J's presence; J approves from the signal
+    j.roster.on_subscribe.connect(lambda st: j.roster.approve(st.from_.bare()))
+    mc = c.mark()
+    c.roster.subscribe(aioxmpp.JID.fromstr(jj))
+    await j.wait_event('subscribe', "C's request", **{'from': jc})
+    await c.wait_event('subscribed', "J's approval", since=mc, **{'from': jj})
+    await c.until(lambda: c.roster.items.get(aioxmpp.JID.fromstr(jj)) is not None and c.roster.items[aioxmpp.JID.fromstr(jj)].subscription == 'both', "C's roster: both")
+    await j.until(lambda: j.roster.items.get(aioxmpp.JID.fromstr(jc)) is not None and j.roster.items[aioxmpp.JID.fromstr(jc)].subscription == 'both', "J's roster: both")
+    await c.wait_event('available', "J's presence for C", since=mc, **{'from': j.full})
+    j.snapshot('mutual')
+    c.snapshot('mutual')
+    # C goes away (a normal stream close)
+    m = j.mark()
+    full_c = c.full
+    await c.stop()
+    await j.wait_event('unavailable', 'C going offline', since=m, **{'from': full_c})
+
+
+SCENARIOS = {'contacts': contacts}
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('scenario', choices=sorted(SCENARIOS))
+    p.add_argument('host')
+    p.add_argument('port', type=int)
+    p.add_argument('--jid', action='append', default=[], help='ROLE=JID')
+    p.add_argument('--password', required=True)
+    p.add_argument('--ca', default=DEFAULT_CA)
+    p.add_argument('--timeout', type=float, default=90, help='the whole scenario')
+    p.add_argument('--step-timeout', type=float, default=15, help='each awaited event')
+    p.add_argument('--debug', action='store_true', help='aioxmpp debug log on stderr')
+    args = p.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr,
+                        format='%(asctime)s %(name)s %(message)s')
+    jids = dict(j.split('=', 1) for j in args.jid)
+
+    async def run():
+        parties = {role: Party(role, jid, args) for role, jid in jids.items()}
+        ok = False
+        try:
+            await asyncio.wait_for(SCENARIOS[args.scenario](parties, jids), args.timeout)
+            ok = True
+        except StepTimeout as e:
+            emit(event='timeout', client=e.client, waiting_for=e.what)
+        except asyncio.TimeoutError:
+            emit(event='timeout', client=None, waiting_for='the whole scenario')
+        except Exception as e:  # noqa: BLE001
+            emit(event='failed', error=f'{type(e).__name__}: {e}')
+        for party in parties.values():
+            try:
+                await asyncio.wait_for(party.stop(), 5)
+            except Exception:  # noqa: BLE001
+                pass
+        return ok
+
+    ok = asyncio.run(run())
+    emit(event='done', ok=ok)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
