@@ -9,7 +9,7 @@ import { itemsOfResult, parseItemsEvent, type PublishedItem } from '../pubsub/ev
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
-import { NS_CLIENT, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
+import { NS_CLIENT, NS_MUC, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
@@ -182,8 +182,16 @@ export const presenceRule: Rule = {
     const own = ctx.bare;
     if (to !== undefined && bareOf(to).toLowerCase() !== own) {
       if (type === 'probe') return true; // RFC 6121 §4.3: clients do not probe; the proxy does at login
-      // directed presence (RFC 6121 §4.6) would carry presence outside the pubsub model
-      ctx.toClient(errorReply(s.el, new StanzaError('service-unavailable', 'directed presence is not supported'), ctx.domain));
+      // A MUC join (§5) is not mapped yet: the client must learn that the join failed.
+      if (s.childIs('x', NS_MUC)) {
+        ctx.toClient(errorReply(s.el, new StanzaError('service-unavailable', 'groupchat is not available yet'), ctx.domain));
+        return true;
+      }
+      // Other directed presence (RFC 6121 §4.6) would carry the user's presence outside the pubsub
+      // model, so it is not sent; subscribers get the broadcast presence from the node anyway.
+      // Clients send it as a courtesy (slixmpp after approving a request): an error would only
+      // confuse them, so it is dropped quietly.
+      ctx.log.debug({ to }, 'directed presence not carried');
       return true;
     }
     if (type !== undefined && type !== 'unavailable') {

@@ -21,3 +21,4 @@ export const NS_PUBSUB_ERRORS = 'http://jabber.org/protocol/pubsub#errors';
 export const NS_DATA = 'jabber:x:data';
 export const NS_DELAY = 'urn:xmpp:delay';
 export const NS_ADDRESS = 'http://jabber.org/protocol/address';
+export const NS_MUC = 'http://jabber.org/protocol/muc';
