@@ -26,6 +26,9 @@ const USERS: Array<[string, string, string]> = [
   ['benvolio', 'montague.lit', PASSWORD],
 ];
 
+/** registered, but logs in through the proxy only during the test that needs a newcomer */
+const NEWCOMER: [string, string, string] = ['paris', 'capulet.lit', PASSWORD];
+
 const NS_ROSTER = 'jabber:iq:roster';
 
 async function rosterOf(c: Client): Promise<Map<string, Element>> {
@@ -68,7 +71,7 @@ function upstreamElements(cap: Capture): Stanza[] {
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`presence, subscriptions and roster on ${kind}`, async (t) => {
-    const backend: Backend = kind === 'ejabberd' ? await startEjabberd({ users: USERS }) : await startProsody({ users: USERS });
+    const backend: Backend = kind === 'ejabberd' ? await startEjabberd({ users: [...USERS, NEWCOMER] }) : await startProsody({ users: [...USERS, NEWCOMER] });
     t.teardown(() => backend.stop());
     // the backend leg in plaintext through a recorder: point 6 is read off what the backend received
     const cap = await startCapture(backend.host, backend.port);
@@ -318,6 +321,22 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await waitFor(benvolio, isPush('juliet@capulet.lit', { subscription: 'none' }));
       t.notOk((await rosterOf(juliet)).has('benvolio@montague.lit'), 'gone from the roster');
       await Promise.all([juliet.stop(), benvolio.stop()]);
+    });
+
+    t.test('a request to a user who never logged in through the proxy reaches them after their first login', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      clear(juliet);
+      await juliet.send(xml('presence', { to: 'paris@capulet.lit', type: 'subscribe' }));
+      await waitFor(juliet, isPush('paris@capulet.lit', { ask: 'subscribe' }));
+      await new Promise((r) => setTimeout(r, 500));
+      const paris = await login('paris', 'capulet.lit', 'verona');
+      await online(paris);
+      await waitFor(paris, isPresence('juliet@capulet.lit', 'subscribe'), 20_000);
+      t.pass('delivered by the requester\'s retry once the newcomer had an inbox');
+      await paris.send(xml('presence', { to: 'juliet@capulet.lit', type: 'unsubscribed' }));
+      await waitFor(juliet, isPresence('paris@capulet.lit', 'unsubscribed'));
+      await Promise.all([juliet.stop(), paris.stop()]);
     });
 
     t.test('bad input', async (t) => {

@@ -15,13 +15,22 @@ import { isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
 import type { RosterEntry } from './roster-item.js';
 
-/** How often a session retries requests whose contact had no inbox yet. */
-export const RETRY_MS = 60_000;
+/**
+ * Retries of requests whose contact had no inbox yet (never logged in through a proxy): soon at
+ * first (the contact may be logging in right now), then less and less often.
+ */
+export const RETRY_FIRST_MS = 2_000;
+export const RETRY_MAX_MS = 60_000;
 
 const RETRY_KEY = 'subscription-retry';
 
-/** While some request has no inbox to go to, try again every RETRY_MS (no timer otherwise). */
-function scheduleRetry(ctx: RuleContext, account: Account): void {
+interface Retry {
+  timer: NodeJS.Timeout;
+  delay: number;
+}
+
+/** While some request has no inbox to go to, try again (no timer otherwise). */
+function scheduleRetry(ctx: RuleContext, account: Account, delay = RETRY_FIRST_MS): void {
   if (ctx.state.has(RETRY_KEY)) return;
   if (![...account.roster.values()].some((e) => e.pendingOut && e.undelivered)) return;
   const timer = setTimeout(() => {
@@ -30,11 +39,11 @@ function scheduleRetry(ctx: RuleContext, account: Account): void {
       .catch(() => undefined)
       .finally(() => {
         ctx.state.delete(RETRY_KEY);
-        scheduleRetry(ctx, account);
+        scheduleRetry(ctx, account, Math.min(delay * 2, RETRY_MAX_MS));
       });
-  }, RETRY_MS);
+  }, delay);
   timer.unref();
-  ctx.state.set(RETRY_KEY, timer);
+  ctx.state.set(RETRY_KEY, { timer, delay } satisfies Retry);
 }
 
 /** Deliver a stored subscription presence to the client (addressed to its full JID). */
@@ -86,7 +95,7 @@ export const subscriptionRule: Rule = {
   },
 
   onClose(ctx) {
-    clearTimeout(ctx.state.get(RETRY_KEY) as NodeJS.Timeout | undefined);
+    clearTimeout((ctx.state.get(RETRY_KEY) as Retry | undefined)?.timer);
     ctx.state.delete(RETRY_KEY);
   },
 
