@@ -2,7 +2,7 @@
 // config file, exit codes, logs, and SIGTERM/SIGINT with clients connected to a real ejabberd.
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, CERTS, freePort } from './harness/common.js';
@@ -119,6 +119,7 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
 
 t.test('flags win over the environment, which wins over --config', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'xep207-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${p1}`, upstream: 'tcp://127.0.0.1:1', maxStanzaSize: 1000, logLevel: 'debug' }));
