@@ -1,6 +1,7 @@
 // Reading XEP-0060 notifications (§7.1.2.1 items, §7.2.2.1 retract, §8.8.4 subscription state) and
 // the §8.6 subscription authorization form a service sends to a node owner.
 import type { Element } from 'ltx';
+import type { Stanza } from '../stream/stanza.js';
 import { NS_DATA, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
 import { FORM_SUBSCRIBE_AUTHORIZATION, formFields } from './forms.js';
 
@@ -44,6 +45,23 @@ export function parseItemsEvent(message: Element): PubsubEvent | undefined {
   return out;
 }
 
+const parsed = new WeakMap<Stanza, PubsubEvent | null>();
+
+/**
+ * The items/retract notification a stanza from the backend carries, if any. Parsed once per stanza
+ * (several rules look at the same notification); a cheap look at the bytes first, because most
+ * messages are not pubsub events and need no tree.
+ */
+export function eventOf(s: Stanza): PubsubEvent | undefined {
+  if (s.name !== 'message' || !s.raw.includes(NS_PUBSUB_EVENT)) return undefined;
+  let ev = parsed.get(s);
+  if (ev === undefined) {
+    ev = parseItemsEvent(s.el) ?? null;
+    parsed.set(s, ev);
+  }
+  return ev ?? undefined;
+}
+
 /** Items of an items-retrieval result (§6.5). */
 export function itemsOfResult(result: Element): PublishedItem[] {
   const items = result.getChild('pubsub')?.getChild('items');
@@ -53,14 +71,6 @@ export function itemsOfResult(result: Element): PublishedItem[] {
     if (c.attrs.publisher) it.publisher = c.attrs.publisher as string;
     return it;
   });
-}
-
-/** The node of a notification message (items, retract, subscription, configuration...), if any. */
-export function eventNode(message: Element): string | undefined {
-  const event = message.getChild('event', NS_PUBSUB_EVENT);
-  if (!event) return undefined;
-  for (const c of event.children) if (typeof c !== 'string' && c.attrs.node) return c.attrs.node as string;
-  return undefined;
 }
 
 /** §8.6: a subscription authorization form for `node`? (ejabberd sends one for authorize nodes) */

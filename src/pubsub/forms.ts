@@ -30,7 +30,3 @@ export function formFields(x: Element): Map<string, string[]> {
   }
   return out;
 }
-
-export function formType(x: Element): string | undefined {
-  return formFields(x).get('FORM_TYPE')?.[0];
-}

@@ -5,11 +5,11 @@
 // current items of every contact the user is subscribed to, and of the user's own node. When a
 // client goes away without saying so, the proxy publishes its unavailability for it.
 import type { Element } from 'ltx';
-import { itemsOfResult, parseItemsEvent, type PublishedItem } from '../pubsub/events.js';
+import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
-import { NS_CLIENT, NS_MUC, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
+import { NS_CLIENT, NS_MUC } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
@@ -224,9 +224,8 @@ export const presenceRule: Rule = {
       ctx.toBackend(allowed ? xml('iq', { type: 'result', id: s.attrs.id ?? '', to: s.attrs.from }) : errorReply(s.el, 'service-unavailable'));
       return true;
     }
-    // a cheap look at the bytes first: most messages are not pubsub events, and need no tree
-    if (s.name !== 'message' || !s.raw.includes(NS_PUBSUB_EVENT) || !hasAccount(ctx)) return false;
-    const ev = parseItemsEvent(s.el);
+    if (!hasAccount(ctx)) return false;
+    const ev = eventOf(s);
     if (!ev || ev.node !== NODE_PRESENCE) return false;
     const account = accountOf(ctx);
     const service = ev.service.toLowerCase();

@@ -4,10 +4,10 @@
 // session of the user, on any proxy instance) pushed to each interested resource.
 // No roster iq ever reaches the backend, and roster versioning is not offered.
 import type { Element } from 'ltx';
-import { parseItemsEvent } from '../pubsub/events.js';
+import { eventOf } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { parseJid } from '../xmpp/jid.js';
-import { NS_PUBSUB_EVENT, NS_ROSTER } from '../xmpp/ns.js';
+import { NS_ROSTER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_ROSTER, accountOf, hasAccount, type Account } from './account.js';
 import { fromStored, isVisible, newEntry, removalItem, rosterPush, toRosterItem, visibleKey, type RosterEntry } from './roster-item.js';
@@ -123,8 +123,8 @@ export const rosterRule: Rule = {
   },
 
   fromBackend(s, ctx) {
-    if (s.name !== 'message' || s.attrs.from !== ctx.bare || !s.raw.includes(NS_PUBSUB_EVENT) || !hasAccount(ctx)) return false;
-    const ev = parseItemsEvent(s.el);
+    if (s.attrs.from !== ctx.bare || !hasAccount(ctx)) return false;
+    const ev = eventOf(s);
     if (!ev || ev.node !== NODE_ROSTER) return false;
     const account = accountOf(ctx);
     for (const item of ev.items) {

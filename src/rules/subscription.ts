@@ -3,13 +3,14 @@
 // users' proxies leave in the user's inbox is applied to the roster and delivered to the client. No
 // subscription presence ever reaches the backend (ejabberd drops a session that sends one).
 import type { Element } from 'ltx';
-import { isAuthorizationRequest, itemsOfResult, parseItemsEvent } from '../pubsub/events.js';
+import { eventOf, isAuthorizationRequest, itemsOfResult } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { parseJid } from '../xmpp/jid.js';
 import { NS_PUBSUB_EVENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
+import { presenceFromItem } from './presence.js';
 import { receiveSubscription, retryUndelivered, sendSubscription } from './subscription-ops.js';
 import { isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
@@ -48,11 +49,7 @@ function scheduleRetry(ctx: RuleContext, account: Account, delay = RETRY_FIRST_M
 
 /** Deliver a stored subscription presence to the client (addressed to its full JID). */
 function deliver(account: Account, presence: Element): void {
-  const attrs: Record<string, string> = { ...(presence.attrs as Record<string, string>), to: account.full };
-  delete attrs.xmlns;
-  const out = xml('presence', attrs);
-  out.children = presence.children;
-  account.ctx.toClient(out);
+  account.ctx.toClient(presenceFromItem(presence, account.full));
 }
 
 /** Read the inbox, apply each item, retract it. */
@@ -140,7 +137,7 @@ export const subscriptionRule: Rule = {
     const event = el.getChild('event', NS_PUBSUB_EVENT);
     // ejabberd tells a subscriber of subscription state changes: the inbox carries them already
     if (event?.getChild('subscription')?.attrs.node === NODE_PRESENCE) return true;
-    const ev = own ? parseItemsEvent(el) : undefined;
+    const ev = own ? eventOf(s) : undefined;
     if (!ev || ev.node !== NODE_INBOX) return false;
     if (ev.items.length === 0) return true; // retractions of processed items
     return drainInbox(account, ev.items).then(() => true);

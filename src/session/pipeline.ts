@@ -36,11 +36,6 @@ export class Lane {
     private readonly host: LaneHost,
   ) {}
 
-  /** true while a stanza is inside an asynchronous rule or stanzas wait behind it */
-  get pending(): boolean {
-    return this.busy || (this.queue !== undefined && this.queue.length > 0);
-  }
-
   push(stanza: Stanza): void {
     if (this.stopped) return;
     if (this.busy) {

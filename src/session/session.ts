@@ -115,14 +115,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.log.info({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'client connected');
   }
 
-  get jid(): JID | undefined {
-    return this.jidValue;
-  }
-
-  get isBound(): boolean {
-    return this.phase === 'bound';
-  }
-
   // ---- the client's stream header ------------------------------------------------------------
 
   private ourHeader(): string {

@@ -25,10 +25,6 @@ export class IqTracker {
     private readonly account: () => string | undefined,
   ) {}
 
-  get size(): number {
-    return this.pending?.size ?? 0;
-  }
-
   /** Give `iq` a fresh id and return the promise of its answer. The caller sends it. */
   track(iq: Element, timeoutMs = this.defaultTimeout): Promise<Element> {
     const id = this.prefix + (++this.seq).toString(36);

@@ -32,18 +32,6 @@ export class Stanza {
     return (this.tree ??= parseElement(bytesToText(this.raw)));
   }
 
-  get type(): string | undefined {
-    return this.attrs.type;
-  }
-  get id(): string | undefined {
-    return this.attrs.id;
-  }
-  get from(): string | undefined {
-    return this.attrs.from;
-  }
-  get to(): string | undefined {
-    return this.attrs.to;
-  }
   /** message, presence or iq (RFC 6120 §8) as opposed to a nonza (features, SASL, TLS, SM, CSI...) */
   get isStanza(): boolean {
     return this.name === 'message' || this.name === 'presence' || this.name === 'iq';

@@ -90,12 +90,6 @@ export function parseElement(s: string): Element {
   return root;
 }
 
-/** The namespace of an element's first child element, or undefined. */
-export function firstChild(el: Element): Element | undefined {
-  for (const c of el.children) if (typeof c !== 'string') return c;
-  return undefined;
-}
-
 /** Remove whitespace-only text nodes, recursively (fixture comparison, pretty-printed listings). */
 export function stripWhitespace(el: Element): Element {
   el.children = el.children.filter((c) => typeof c !== 'string' || c.trim() !== '');
