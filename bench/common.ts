@@ -348,3 +348,16 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index:
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/** One measured round of a middlebox (proxy or raw relay) in its own process. */
+export interface MiddleboxRun {
+  cpuSeconds: number;
+  /** of which in the kernel (system time) */
+  systemSeconds: number;
+  wallSeconds: number;
+  stanzasPerCpuSecond: number;
+  stanzasPerSecond: number;
+  /** read / write system calls of the middlebox per stanza relayed (from /proc/<pid>/io) */
+  readsPerStanza: number;
+  writesPerStanza: number;
+}

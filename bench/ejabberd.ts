@@ -8,24 +8,15 @@
 import type net from 'node:net';
 import { startEjabberd } from '../test/harness/ejabberd.js';
 import type { Backend } from '../test/harness/common.js';
-import { Child, QUICK, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, syscallsPer } from './common.js';
+import { Child, QUICK, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, syscallsPer, type MiddleboxRun } from './common.js';
 
 const DOMAIN = 'capulet.lit';
 const PASSWORD = 'secret';
 /** in every benchmark message's body, once: what the clients count (ejabberd rewrites the attributes) */
 const END = 'BENCHMARK-MSG-';
 
-export interface LoadRun {
+export interface LoadRun extends MiddleboxRun {
   relayed: number;
-  cpuSeconds: number;
-  /** of which in the kernel (system time) */
-  systemSeconds: number;
-  wallSeconds: number;
-  stanzasPerCpuSecond: number;
-  stanzasPerSecond: number;
-  /** read / write system calls of the middlebox per stanza relayed (from /proc/<pid>/io) */
-  readsPerStanza: number;
-  writesPerStanza: number;
 }
 
 export interface LoadMode {

@@ -8,20 +8,12 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { Child, QUICK, connect, cpuSeconds, envNumber, login, startChild, syscallsPer } from './common.js';
 import { corpus, type Corpus } from './corpus.js';
+import type { MiddleboxRun } from './common.js';
 import { marker, startStub, type Stub } from './stub-backend.js';
 
-export interface SyntheticRun {
+export interface SyntheticRun extends MiddleboxRun {
   stanzas: number;
   bytes: number;
-  cpuSeconds: number;
-  /** of which in the kernel (system time) */
-  systemSeconds: number;
-  wallSeconds: number;
-  stanzasPerCpuSecond: number;
-  stanzasPerSecond: number;
-  /** read / write system calls of the middlebox per stanza relayed (from /proc/<pid>/io) */
-  readsPerStanza: number;
-  writesPerStanza: number;
 }
 
 export interface SyntheticMode {

@@ -5,7 +5,7 @@ import t from 'tap';
 import net from 'node:net';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startTestProxy } from './harness/proxy.js';
-import { messagePassesUnchanged } from './harness/scenarios.js';
+import { featuresAfterStartTls, loginPingDisco, messagePassesUnchanged } from './harness/scenarios.js';
 import { connect, waitFor, xml, RawClient, HEADER } from './harness/xmpp.js';
 import { startCapture } from './harness/capture.js';
 
@@ -23,35 +23,18 @@ t.test('stream core on ejabberd', async (t) => {
 
   for (const mechanism of ['SCRAM-SHA-1', 'PLAIN']) {
     t.test(`${mechanism} over STARTTLS to the proxy, bind, ping and disco#info`, async (t) => {
-      const c = await connect({ port: p.port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'balcony', mechanism });
-      t.teardown(() => c.stop());
-      t.equal(c.jid.toString(), 'juliet@capulet.lit/balcony', 'bound full JID');
-      t.ok(c.socket.encrypted || c.isSecure(), 'client leg is TLS');
-      const pong = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
-      t.equal(pong.attrs.type, 'result', 'server ping answered');
-      t.equal(pong.attrs.from, 'capulet.lit');
-      const info = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
-      const features = info.getChild('query')!.getChildren('feature').map((f: { attrs: { var: string } }) => f.attrs.var);
-      t.ok(features.includes('http://jabber.org/protocol/disco#info'), 'disco#info answered by the backend');
-      t.ok(features.includes('urn:xmpp:ping'), 'backend features visible');
+      await loginPingDisco(t, p.port, mechanism);
     });
   }
 
   t.test('the proxy offers no *-PLUS mechanism, no stream management, no roster versioning', async (t) => {
-    const raw = await RawClient.connect(p.port);
-    t.teardown(() => raw.close());
-    raw.send(HEADER('capulet.lit'));
-    await raw.expect(/<\/stream:features>/);
-    t.match(raw.data, /<starttls xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']/, 'STARTTLS offered by the proxy');
-    await raw.startTls('capulet.lit');
-    raw.send(HEADER('capulet.lit'));
-    const f = await raw.expect(/<stream:features>.*<\/stream:features>/s);
-    t.match(f[0], /<mechanism>SCRAM-SHA-1<\/mechanism>/);
-    t.notMatch(f[0], /-PLUS/, 'no channel-binding mechanism');
-    t.notMatch(f[0], /starttls/, 'no STARTTLS once on TLS');
-    t.match(raw.data, /<stream:stream [^>]*version=["']1\.0["']/, 'version 1.0');
-    t.match(raw.data, /<stream:stream [^>]*xml:lang=/, 'xml:lang');
-    t.match(raw.data, /<stream:stream [^>]*id=["'][^"']{8,}["']/, 'own stream id');
+    const after = await featuresAfterStartTls(t, p.port);
+    t.match(after, /<mechanism>SCRAM-SHA-1<\/mechanism>/);
+    t.notMatch(after, /-PLUS/, 'no channel-binding mechanism');
+    t.notMatch(after, /starttls/, 'no STARTTLS once on TLS');
+    t.match(after, /<stream:stream [^>]*version=["']1\.0["']/, 'version 1.0');
+    t.match(after, /<stream:stream [^>]*xml:lang=/, 'xml:lang');
+    t.match(after, /<stream:stream [^>]*id=["'][^"']{8,}["']/, 'own stream id');
   });
 
   t.test('a message between two bound users passes unchanged', (t) => messagePassesUnchanged(t, p.port));

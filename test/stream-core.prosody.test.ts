@@ -3,9 +3,10 @@
 // proxy to Prosody verified with the test CA, SASL relayed, bind), talks to the backend as if
 // directly, and a wrong password is the backend's own SASL failure.
 import t from 'tap';
+import type { Element } from 'ltx';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
-import { messagePassesUnchanged } from './harness/scenarios.js';
+import { featuresAfterStartTls, loginPingDisco, messagePassesUnchanged } from './harness/scenarios.js';
 import { connect, xml, RawClient, HEADER } from './harness/xmpp.js';
 import { startCapture } from './harness/capture.js';
 
@@ -27,32 +28,15 @@ t.test('stream core on prosody', async (t) => {
   t.teardown(() => p.stop());
 
   t.test('prosody itself offers STARTTLS with the test certificate', async (t) => {
-    const raw = await RawClient.connect(backend.port);
-    t.teardown(() => raw.close());
-    raw.send(HEADER('capulet.lit'));
-    await raw.expect(/<\/stream:features>/);
-    t.match(raw.data, /<starttls xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']/, 'STARTTLS offered');
-    await raw.startTls('capulet.lit'); // verifies the certificate for capulet.lit with the test CA
-    raw.send(HEADER('capulet.lit'));
-    const f = await raw.expect(/<stream:features>.*<\/stream:features>/s);
-    t.match(f[0], /<mechanism>SCRAM-SHA-1<\/mechanism>/);
-    t.match(f[0], /<mechanism>PLAIN<\/mechanism>/);
+    const after = await featuresAfterStartTls(t, backend.port); // verifies the certificate for capulet.lit
+    t.match(after, /<mechanism>SCRAM-SHA-1<\/mechanism>/);
+    t.match(after, /<mechanism>PLAIN<\/mechanism>/);
   });
 
   for (const mechanism of ['SCRAM-SHA-1', 'PLAIN']) {
     t.test(`${mechanism} over STARTTLS to the proxy, bind, ping and disco#info`, async (t) => {
-      const c = await connect({ port: p.port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'balcony', mechanism });
-      t.teardown(() => c.stop());
-      t.equal(c.jid.toString(), 'juliet@capulet.lit/balcony', 'bound full JID');
-      t.ok(c.isSecure(), 'client leg is TLS');
-      const pong = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
-      t.equal(pong.attrs.type, 'result', 'server ping answered');
-      t.equal(pong.attrs.from, 'capulet.lit');
-      const info = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
-      const query = info.getChild('query')!;
-      const features = query.getChildren('feature').map((f: { attrs: { var: string } }) => f.attrs.var);
-      t.ok(features.includes('http://jabber.org/protocol/disco#info'), 'disco#info answered by the backend');
-      t.ok(features.includes('urn:xmpp:ping'), 'backend features visible');
+      const query = await loginPingDisco(t, p.port, mechanism);
+      const features = query.getChildren('feature').map((f: Element) => f.attrs.var as string);
       t.notOk(features.includes('jabber:iq:roster'), 'mod_roster is disabled on this backend');
       t.equal(query.getChild('identity')?.attrs.category, 'server');
     });

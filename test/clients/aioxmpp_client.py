@@ -19,9 +19,7 @@ aioxmpp 0.13 only uses aiosasl.SCRAM (never SCRAM-PLUS, gs2 flag "n") and PLAIN 
 """
 import argparse
 import asyncio
-import json
 import logging
-import os
 import sys
 
 import aiosasl
@@ -33,13 +31,8 @@ import aioxmpp.ping
 import aioxmpp.security_layer
 import OpenSSL.SSL
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CA = os.path.join(HERE, '..', 'certs', 'ca.pem')
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
-
+from aioxmpp_common import make_security_layer
+from common import DEFAULT_CA, emit
 
 # report the mechanism and the gs2 header each SASL exchange starts with
 _orig_initiate = aiosasl.SASLStateMachine.initiate
@@ -55,43 +48,6 @@ async def _initiate(self, mechanism, payload=None):
 
 
 aiosasl.SASLStateMachine.initiate = _initiate
-
-
-class ForcedMechanismProvider(aioxmpp.security_layer.PasswordSASLProvider):
-    """PasswordSASLProvider that only considers one mechanism name from the server's list."""
-
-    def __init__(self, *args, mechanism=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._only = mechanism
-
-    def _find_supported(self, features, mechanism_classes):
-        if self._only is None:
-            return super()._find_supported(features, mechanism_classes)
-        mechs = features[aioxmpp.security_layer.SASLMechanisms].get_mechanism_list()
-        if self._only not in mechs:
-            return None, None
-        for cls in mechanism_classes:
-            token = cls.any_supported([self._only])
-            if token is not None:
-                return cls, token
-        return None, None
-
-
-def make_security_layer(password, ca, mechanism):
-    def ssl_context_factory():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(ca)
-        return ctx
-
-    async def password_provider(_jid, _attempt):
-        return password
-
-    return aioxmpp.security_layer.SecurityLayer(
-        ssl_context_factory,
-        aioxmpp.security_layer.PKIXCertificateVerifier,
-        True,  # TLS required
-        (ForcedMechanismProvider(password_provider, mechanism=mechanism, max_auth_attempts=1),),
-    )
 
 
 async def run(args):

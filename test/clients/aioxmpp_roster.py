@@ -27,36 +27,21 @@ Output: JSON lines like slixmpp_roster.py, each with "client" (the ROLE):
   {"event": "done", "ok": true}
 Exit status 0 when every step happened, 1 otherwise.
 """
-import argparse
 import asyncio
 import contextlib
-import json
-import logging
-import os
 import sys
 
 import aioxmpp
 import aioxmpp.connector
 import aioxmpp.security_layer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CA = os.path.join(HERE, '..', 'certs', 'ca.pem')
+from aioxmpp_common import make_security_layer
+from common import StepTimeout, emit, scenario_args
 
 PROFILE = {
     'J': ('balcony', aioxmpp.PresenceShow.AWAY, 'At the balcony'),
     'C': ('street', aioxmpp.PresenceShow.CHAT, 'In the street'),
 }
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
-
-
-class StepTimeout(Exception):
-    def __init__(self, client, what):
-        super().__init__(f'{client}: {what}')
-        self.client = client
-        self.what = what
 
 
 def item_json(item):
@@ -77,23 +62,6 @@ def presence_json(stanza):
     }
 
 
-def security_layer(password, ca):
-    def ssl_context_factory():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(ca)
-        return ctx
-
-    async def password_provider(_jid, _attempt):
-        return password
-
-    return aioxmpp.security_layer.SecurityLayer(
-        ssl_context_factory,
-        aioxmpp.security_layer.PKIXCertificateVerifier,
-        True,  # TLS required
-        (aioxmpp.security_layer.PasswordSASLProvider(password_provider, max_auth_attempts=1),),
-    )
-
-
 class Party:
     """One aioxmpp client with its roster and presence services, recording what they signal."""
 
@@ -105,7 +73,7 @@ class Party:
         self.waiters = []
         self.client = aioxmpp.Client(
             aioxmpp.JID.fromstr(f'{jid}/{resource}'),
-            security_layer(args.password, args.ca),
+            make_security_layer(args.password, args.ca),
             override_peer=[(args.host, args.port, aioxmpp.connector.STARTTLSConnector())],
         )
         # summoned in this order: the roster is asked for before the initial presence goes out
@@ -230,20 +198,7 @@ async def contacts(parties, jids):
 
 SCENARIOS = {'contacts': contacts}
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('scenario', choices=sorted(SCENARIOS))
-    p.add_argument('host')
-    p.add_argument('port', type=int)
-    p.add_argument('--jid', action='append', default=[], help='ROLE=JID')
-    p.add_argument('--password', required=True)
-    p.add_argument('--ca', default=DEFAULT_CA)
-    p.add_argument('--timeout', type=float, default=90, help='the whole scenario')
-    p.add_argument('--step-timeout', type=float, default=15, help='each awaited event')
-    p.add_argument('--debug', action='store_true', help='aioxmpp debug log on stderr')
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr,
-                        format='%(asctime)s %(name)s %(message)s')
-    jids = dict(j.split('=', 1) for j in args.jid)
+    args, jids = scenario_args(__doc__.split('\n')[0], SCENARIOS, 'aioxmpp')
 
     async def run():
         parties = {role: Party(role, jid, args) for role, jid in jids.items()}

@@ -24,21 +24,14 @@ downgrade attack.
 """
 import argparse
 import asyncio
-import json
 import logging
-import os
 import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CA = os.path.join(HERE, '..', 'certs', 'ca.pem')
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
+from common import DEFAULT_CA, emit
 
 
 class Client(slixmpp.ClientXMPP):

@@ -40,19 +40,14 @@ Output: one JSON object per line, each with "client" (the ROLE) where it concern
   {"event": "done", "ok": true}
 Exit status 0 when every step happened, 1 otherwise.
 """
-import argparse
 import asyncio
-import json
-import logging
-import os
 import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CA = os.path.join(HERE, '..', 'certs', 'ca.pem')
+from common import StepTimeout, emit, scenario_args
 
 # what each role is, where a scenario does not say otherwise: resource, show, status
 PROFILE = {
@@ -61,17 +56,6 @@ PROFILE = {
     'C': ('street', 'chat', 'In the street'),
     'D': ('chamber', None, 'Busy with the household'),
 }
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
-
-
-class StepTimeout(Exception):
-    def __init__(self, client, what):
-        super().__init__(f'{client}: {what}')
-        self.client = client
-        self.what = what
 
 
 def item_state(item):
@@ -355,20 +339,7 @@ SCENARIOS = {
 }
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('scenario', choices=sorted(SCENARIOS))
-    p.add_argument('host')
-    p.add_argument('port', type=int)
-    p.add_argument('--jid', action='append', default=[], help='ROLE=JID')
-    p.add_argument('--password', required=True)
-    p.add_argument('--ca', default=DEFAULT_CA)
-    p.add_argument('--timeout', type=float, default=90, help='the whole scenario')
-    p.add_argument('--step-timeout', type=float, default=15, help='each awaited event')
-    p.add_argument('--debug', action='store_true', help='slixmpp debug log on stderr')
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr,
-                        format='%(asctime)s %(name)s %(message)s')
-    jids = dict(j.split('=', 1) for j in args.jid)
+    args, jids = scenario_args(__doc__.split('\n')[0], SCENARIOS, 'slixmpp')
     fn, options = SCENARIOS[args.scenario]
 
     loop = asyncio.new_event_loop()

@@ -1,7 +1,8 @@
 // Scenarios every backend's suite runs the same way.
 import type { Test } from 'tap';
+import type { Element } from 'ltx';
 import { canonicalXml } from '../../src/stream/xml.js';
-import { connect, waitFor, xml } from './xmpp.js';
+import { connect, HEADER, RawClient, waitFor, xml } from './xmpp.js';
 
 /**
  * Juliet (password 'secret') sends Romeo (password 's3cret') a chat message with an extension
@@ -27,4 +28,40 @@ export async function messagePassesUnchanged(t: Test, port: number): Promise<voi
   t.equal(got.getChildText('body'), 'Wherefore art thou, Romeo? <&> ☾');
   t.equal(got.getChildText('thread'), 'th-1');
   t.equal(canonicalXml(got.getChild('x', 'urn:example:custom')!), canonicalXml(msg.getChild('x')!), 'extension payload unchanged');
+}
+
+/**
+ * @xmpp/client logs in through the proxy with `mechanism` over STARTTLS, binds, and gets answers to
+ * a server ping and to disco#info (the backend's features). Returns the disco#info query.
+ */
+export async function loginPingDisco(t: Test, port: number, mechanism: string): Promise<Element> {
+  const c = await connect({ port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'balcony', mechanism });
+  t.teardown(() => c.stop());
+  t.equal(c.jid.toString(), 'juliet@capulet.lit/balcony', 'bound full JID');
+  t.ok(c.isSecure(), 'client leg is TLS');
+  const pong = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+  t.equal(pong.attrs.type, 'result', 'server ping answered');
+  t.equal(pong.attrs.from, 'capulet.lit');
+  const info = await c.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+  const query = info.getChild('query')!;
+  const features = query.getChildren('feature').map((f: Element) => f.attrs.var as string);
+  t.ok(features.includes('http://jabber.org/protocol/disco#info'), 'disco#info answered by the backend');
+  t.ok(features.includes('urn:xmpp:ping'), 'backend features visible');
+  return query;
+}
+
+/**
+ * A raw client opens a stream to `port`, checks that STARTTLS is offered, upgrades (verifying the
+ * test certificate for capulet.lit) and returns what came after TLS (stream header and features).
+ */
+export async function featuresAfterStartTls(t: Test, port: number): Promise<string> {
+  const raw = await RawClient.connect(port);
+  t.teardown(() => raw.close());
+  raw.send(HEADER('capulet.lit'));
+  await raw.expect(/<\/stream:features>/);
+  t.match(raw.data, /<starttls xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']/, 'STARTTLS offered');
+  await raw.startTls('capulet.lit');
+  raw.send(HEADER('capulet.lit'));
+  await raw.expect(/<stream:features>.*<\/stream:features>/s);
+  return raw.data;
 }
