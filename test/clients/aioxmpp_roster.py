@@ -36,7 +36,7 @@ import aioxmpp.connector
 import aioxmpp.security_layer
 
 from aioxmpp_common import make_security_layer
-from common import StepTimeout, emit, scenario_args
+from common import EventLog, StepTimeout, emit, scenario_args
 
 PROFILE = {
     'J': ('balcony', aioxmpp.PresenceShow.AWAY, 'At the balcony'),
@@ -62,7 +62,7 @@ def presence_json(stanza):
     }
 
 
-class Party:
+class Party(EventLog):
     """One aioxmpp client with its roster and presence services, recording what they signal."""
 
     def __init__(self, role, jid, args):
@@ -104,41 +104,6 @@ class Party:
     def items(self):
         return {str(j): item_json(i) for j, i in self.roster.items.items()}
 
-    # ---- recording and waiting (as in slixmpp_roster.py) ----------------------------------------
-
-    def note(self, event, **kw):
-        ev = {'event': event, 'client': self.role, **kw}
-        self.events.append(ev)
-        emit(**ev)
-        for cond, fut in list(self.waiters):
-            if not fut.done() and cond():
-                fut.set_result(True)
-
-    def find(self, event, since=0, **match):
-        for ev in self.events[since:]:
-            if ev['event'] == event and all(ev.get(k) == v for k, v in match.items()):
-                return ev
-        return None
-
-    async def until(self, cond, what):
-        if cond():
-            return
-        fut = asyncio.get_event_loop().create_future()
-        entry = (cond, fut)
-        self.waiters.append(entry)
-        try:
-            await asyncio.wait_for(fut, self.args.step_timeout)
-        except asyncio.TimeoutError:
-            raise StepTimeout(self.role, what) from None
-        finally:
-            self.waiters.remove(entry)
-
-    async def wait_event(self, event, what, since=0, **match):
-        await self.until(lambda: self.find(event, since, **match) is not None, what)
-        return self.find(event, since, **match)
-
-    def mark(self):
-        return len(self.events)
 
     # ---- session --------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What the Python client scripts share, whatever their XMPP stack: JSON-line output, the test CA,
 the argument parser of the multi-client scenario scripts."""
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -41,3 +42,43 @@ def scenario_args(description, scenarios, stack):
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr,
                         format='%(asctime)s %(name)s %(message)s')
     return args, dict(j.split('=', 1) for j in args.jid)
+
+
+class EventLog:
+    """Records a client's events (printed as JSON lines) and waits for them. A class using it sets
+    `role`, `args` (with step_timeout), `events = []` and `waiters = []`."""
+
+    def note(self, event, **kw):
+        ev = {'event': event, 'client': self.role, **kw}
+        self.events.append(ev)
+        emit(**ev)
+        for cond, fut in list(self.waiters):
+            if not fut.done() and cond():
+                fut.set_result(True)
+
+    def find(self, event, since=0, **match):
+        for ev in self.events[since:]:
+            if ev['event'] == event and all(ev.get(k) == v for k, v in match.items()):
+                return ev
+        return None
+
+    async def until(self, cond, what, timeout=None):
+        """Wait until cond() holds (checked now and after each event this client records)."""
+        if cond():
+            return
+        fut = asyncio.get_event_loop().create_future()
+        entry = (cond, fut)
+        self.waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, timeout or self.args.step_timeout)
+        except asyncio.TimeoutError:
+            raise StepTimeout(self.role, what) from None
+        finally:
+            self.waiters.remove(entry)
+
+    async def wait_event(self, event, what, since=0, **match):
+        await self.until(lambda: self.find(event, since, **match) is not None, what)
+        return self.find(event, since, **match)
+
+    def mark(self):
+        return len(self.events)

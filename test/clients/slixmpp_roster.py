@@ -47,7 +47,7 @@ import sys
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from common import StepTimeout, emit, scenario_args
+from common import EventLog, StepTimeout, emit, scenario_args
 
 # what each role is, where a scenario does not say otherwise: resource, show, status
 PROFILE = {
@@ -81,7 +81,7 @@ def stanza_item(item):
     }
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(slixmpp.ClientXMPP, EventLog):
     def __init__(self, role, jid, password, args, online=True, auto_authorize=True, auto_subscribe=True, show=None, status=None):
         resource, dshow, dstatus = PROFILE.get(role, ('test', None, None))
         if '/' not in jid:
@@ -111,42 +111,6 @@ class Client(slixmpp.ClientXMPP):
                      'presence_unsubscribe', 'presence_unsubscribed', 'presence_error', 'changed_status', 'got_offline'):
             self.add_event_handler(name, self.presence_recorder(name))
 
-    # ---- recording and waiting ------------------------------------------------------------------
-
-    def note(self, event, **kw):
-        ev = {'event': event, 'client': self.role, **kw}
-        self.events.append(ev)
-        emit(**ev)
-        for cond, fut in list(self.waiters):
-            if not fut.done() and cond():
-                fut.set_result(True)
-
-    async def until(self, cond, what, timeout=None):
-        """Wait until cond() holds (checked now and after each event this client records)."""
-        if cond():
-            return
-        fut = asyncio.get_event_loop().create_future()
-        entry = (cond, fut)
-        self.waiters.append(entry)
-        try:
-            await asyncio.wait_for(fut, timeout or self.args.step_timeout)
-        except asyncio.TimeoutError:
-            raise StepTimeout(self.role, what) from None
-        finally:
-            self.waiters.remove(entry)
-
-    def find(self, event, since=0, **match):
-        for ev in self.events[since:]:
-            if ev['event'] == event and all(ev.get(k) == v for k, v in match.items()):
-                return ev
-        return None
-
-    async def wait_event(self, event, what, since=0, **match):
-        await self.until(lambda: self.find(event, since, **match) is not None, what)
-        return self.find(event, since, **match)
-
-    def mark(self):
-        return len(self.events)
 
     def presence_recorder(self, name):
         def record(p):
