@@ -65,3 +65,22 @@ export async function featuresAfterStartTls(t: Test, port: number): Promise<stri
   await raw.expect(/<stream:features>.*<\/stream:features>/s);
   return raw.data;
 }
+
+/** The SASL condition @xmpp/client reports for a failed login (undefined if it logged in). */
+export function loginFailure(port: number, username: string, password: string, mechanism: string): Promise<string | undefined> {
+  return connect({ port, domain: 'capulet.lit', username, password, mechanism }).then(
+    async (c) => {
+      await c.stop();
+      return undefined;
+    },
+    (e: { condition?: string }) => e.condition ?? String(e),
+  );
+}
+
+/** A wrong password (and an unknown user) is a SASL failure at the client, with PLAIN and SCRAM-SHA-1. */
+export async function wrongPasswordFails(t: Test, port: number): Promise<void> {
+  for (const mechanism of ['PLAIN', 'SCRAM-SHA-1']) {
+    t.equal(await loginFailure(port, 'juliet', 'wrong', mechanism), 'not-authorized', `${mechanism}: SASL failure not-authorized`);
+  }
+  t.equal(await loginFailure(port, 'nobody', 'secret', 'SCRAM-SHA-1'), 'not-authorized', 'unknown user: not-authorized');
+}
