@@ -19,6 +19,7 @@ import type { Fields } from '../pubsub/forms.js';
 import * as ps from '../pubsub/requests.js';
 import { itemsOfResult } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
+import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
@@ -55,6 +56,11 @@ export class Account {
   contactPresence: Map<string, Map<string, Element>> | undefined;
   /** the client sent initial presence and has not gone unavailable */
   available = false;
+  /** presence probes in progress, and the resources notifications told about meanwhile (presence.ts) */
+  probing = 0;
+  touched: Set<string> | undefined;
+  /** the entity capabilities (XEP-0115 <c/>) last put on the backend leg's presence */
+  upstreamCaps: string | undefined;
   /** the client asked for the roster: it gets roster pushes (RFC 6121 §2.2 "interested resource") */
   interested = false;
   /** the roster node could be read at login */
@@ -198,14 +204,22 @@ export class Account {
     await this.ctx.request(ps.publish(undefined, NODE_ROSTER, stored.jid, toStored(stored), { 'pubsub#access_model': 'whitelist' }));
   }
 
-  /** Remove a contact: its item is retracted, or kept as a tombstone if it remembers inbox nonces. */
+  /**
+   * Remove a contact. The removal travels as a publish (a hidden tombstone item), never as a bare
+   * retraction: ejabberd notifies the owner's resources of publishes to the owner's PEP nodes but not
+   * of retractions (mod_pubsub's broadcast_retract_items reaches explicit subscribers only), so the
+   * user's other sessions would never hear of it. A tombstone that remembers inbox nonces stays; an
+   * empty one is retracted once published, when every session has seen it (a retraction changes
+   * nothing visible, so it does not matter who hears of it).
+   */
   async remove(jid: string): Promise<void> {
     const prev = this.roster.get(jid);
     if (!prev) return;
     const t = tombstone(prev);
-    if (!isEmpty(t)) return this.save(t);
+    await this.save(t);
+    if (!isEmpty(t)) return;
     this.expectEcho(jid, '');
-    this.apply(prev, undefined);
+    this.apply(t, undefined);
     await this.ctx.request(ps.retract(undefined, NODE_ROSTER, jid)).catch((err: unknown) => {
       if (!(err instanceof StanzaError && err.condition === 'item-not-found')) throw err;
     });
@@ -262,8 +276,13 @@ export function hasAccount(ctx: RuleContext): boolean {
 }
 
 /**
- * First in the table: sets up the Account at bind, and keeps the backend's echo of our bare
- * availability presence (ejabberd reflects it to the session) from reaching the client.
+ * First in the table: sets up the Account at bind, and keeps the backend's own presence traffic for
+ * the user's sessions from reaching the client. Every backend leg is available (see start()), so the
+ * backend reflects each leg's presence to the leg itself and broadcasts it, and its unavailability
+ * when the leg closes, to the user's other legs. None of that is the user's presence: a client sees
+ * only what the mapping (the `presence` node) says, or a resource that never sent presence would look
+ * available (RFC 6121 §4.2) and every real one would appear twice. The proxy never sends a presence to
+ * the user's own JID upstream (presence.ts treats it as broadcast), so nothing else comes from there.
  */
 export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks): Rule {
   const options: AccountOptions = { backend, profiles: new Map() };
@@ -279,10 +298,9 @@ export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks):
       }
     },
     fromBackend(s, ctx) {
-      if (s.name !== 'presence') return false;
+      if (s.name !== 'presence' || s.attrs.type === 'error') return false;
       const from = s.attrs.from;
-      // our own bare availability, reflected by the backend: not the user's presence
-      return from === ctx.jid.toString() && s.attrs.type === undefined && !s.childName;
+      return from !== undefined && bareOf(from).toLowerCase() === ctx.bare;
     },
   };
 }

@@ -2,6 +2,7 @@
 // through unchanged. MUC (§5) and one-to-one chat (§6) come later.
 import type { BackendName } from '../backends/profile.js';
 import { accountRule } from './account.js';
+import { directedPresenceRule } from './directed-presence.js';
 import { pingRule } from './ping.js';
 import { presenceOnChange, presenceRule } from './presence.js';
 import { rosterOnChange, rosterRule } from './roster.js';
@@ -18,14 +19,18 @@ export interface RuleOptions {
 export function defaultRules(options: RuleOptions = {}): Rule[] {
   return [
     // login: profile, nodes, roster (first: the others need it); roster changes and initial presence
-    // reach the others through the hooks (shared by all sessions: nothing registered per session)
+    // reach the others through the hooks (shared by all sessions: nothing registered per session).
+    // Presence first: when a subscription ends, the contact's resources go unavailable before the
+    // roster push and the presence that end it, as a server does (RFC 6121 §3.2.3, §3.3.3); a client
+    // that ignores presence from non-contacts would otherwise never see them go.
     accountRule(options.backend ?? 'auto', {
-      change: [rosterOnChange, subscriptionOnChange, presenceOnChange],
+      change: [presenceOnChange, rosterOnChange, subscriptionOnChange],
       available: [subscriptionOnAvailable],
     }),
     pingRule, //                                            XEP-0199 server ping
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions
+    directedPresenceRule, //                                RFC 6121 §4.6 (through the backend's routing)
     presenceRule, //                                        §3 presence
   ];
 }

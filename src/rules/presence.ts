@@ -4,12 +4,12 @@
 // other resources). At initial presence the proxy does what a server's probes do: it reads the
 // current items of every contact the user is subscribed to, and of the user's own node. When a
 // client goes away without saying so, the proxy publishes its unavailability for it.
-import type { Element } from 'ltx';
+import { clone, type Element } from 'ltx';
 import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
-import { NS_CLIENT, NS_MUC } from '../xmpp/ns.js';
+import { NS_CAPS, NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
@@ -54,9 +54,21 @@ function cacheOf(account: Account, contact: string): Map<string, Element> {
   return m;
 }
 
+/**
+ * While probes run, the resources that notifications told about: a probe's answer about them is older
+ * than what the notification said (a resource that logged out while the probe checked whether it is
+ * alive must not come back as available).
+ */
+function touch(account: Account, full: string): void {
+  if (account.probing > 0) (account.touched ??= new Set()).add(full);
+}
+
 /** A presence item of `service` arrived (notification or probe): remember it, deliver it. */
 function seen(account: Account, service: string, payload: Element, probe: boolean): void {
-  const resource = (payload.attrs.from as string).slice(service.length + 1);
+  const full = payload.attrs.from as string;
+  if (!probe) touch(account, full);
+  else if (account.touched?.has(full)) return;
+  const resource = full.slice(service.length + 1);
   const cache = cacheOf(account, service);
   const unavailable = payload.attrs.type === 'unavailable';
   if (unavailable) {
@@ -69,6 +81,7 @@ function seen(account: Account, service: string, payload: Element, probe: boolea
 }
 
 function gone(account: Account, service: string, resource: string): void {
+  touch(account, `${service}/${resource}`);
   if (cacheOf(account, service).delete(resource) && account.available) {
     account.ctx.toClient(unavailableFrom(`${service}/${resource}`, account.full));
   }
@@ -76,17 +89,22 @@ function gone(account: Account, service: string, resource: string): void {
 
 /** What a server's presence probe does: read the contact's current items. */
 async function probe(account: Account, service: string, skip?: string): Promise<void> {
-  const res = await account.ctx.request(ps.items(service === account.bare ? undefined : service, NODE_PRESENCE)).catch(() => undefined);
-  if (!res) return;
-  const items = itemsOfResult(res)
-    .filter((item) => item.id !== skip)
-    .map((item) => validItem(service, item))
-    .filter((p): p is Element => p !== undefined && p.attrs.type !== 'unavailable');
-  // an item whose session is gone (its proxy died before it could say so) is not presence
-  const alive = await Promise.all(items.map((p) => isAlive(account, p.attrs.from as string)));
-  items.forEach((p, i) => {
-    if (alive[i]) seen(account, service, p, true);
-  });
+  account.probing++;
+  try {
+    const res = await account.ctx.request(ps.items(service === account.bare ? undefined : service, NODE_PRESENCE)).catch(() => undefined);
+    if (!res) return;
+    const items = itemsOfResult(res)
+      .filter((item) => item.id !== skip)
+      .map((item) => validItem(service, item))
+      .filter((p): p is Element => p !== undefined && p.attrs.type !== 'unavailable');
+    // an item whose session is gone (its proxy died before it could say so) is not presence
+    const alive = await Promise.all(items.map((p) => isAlive(account, p.attrs.from as string)));
+    items.forEach((p, i) => {
+      if (alive[i]) seen(account, service, p, true);
+    });
+  } finally {
+    if (--account.probing === 0) account.touched = undefined;
+  }
 }
 
 async function publishPresence(account: Account, payload: Element): Promise<void> {
@@ -102,9 +120,23 @@ async function publishPresence(account: Account, payload: Element): Promise<void
   }
 }
 
+/**
+ * The backend leg's own presence carries the client's entity capabilities (XEP-0115), and nothing
+ * else of the user's: the backend learns each session's +notify interests from them (XEP-0163 §4:
+ * the user's own PEP notifications; Prosody sends none without them) and asks the client for the
+ * caps node's disco#info, which passes through. `caps` undefined: the client is unavailable.
+ */
+function upstreamCaps(account: Account, caps: Element | undefined): void {
+  const key = caps?.toString();
+  if (key === account.upstreamCaps) return;
+  account.upstreamCaps = key;
+  account.ctx.toBackend(xml('presence', null, caps ? clone(caps) : null));
+}
+
 /** The resource goes unavailable: publish it (with the client's status, if any), then drop the item. */
 async function goUnavailable(account: Account, payload: Element): Promise<void> {
   account.available = false;
+  upstreamCaps(account, undefined);
   await publishPresence(account, payload);
   await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
   account.contactPresence = undefined;
@@ -118,6 +150,7 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   }
   const initial = !account.available;
   account.available = true; // before publishing: the node's echo is this resource's own presence
+  upstreamCaps(account, client.getChild('c', NS_CAPS));
   await publishPresence(account, payload);
   if (!initial) return;
   account.becameAvailable();
@@ -178,22 +211,7 @@ export const presenceRule: Rule = {
     const type = s.attrs.type;
     if (isSubscriptionType(type)) return false;
     if (type === 'error') return true; // an error about a presence the proxy delivered: nothing to do
-    const to = s.attrs.to;
-    const own = ctx.bare;
-    if (to !== undefined && bareOf(to).toLowerCase() !== own) {
-      if (type === 'probe') return true; // RFC 6121 §4.3: clients do not probe; the proxy does at login
-      // A MUC join (§5) is not mapped yet: the client must learn that the join failed.
-      if (s.childIs('x', NS_MUC)) {
-        ctx.toClient(errorReply(s.el, new StanzaError('service-unavailable', 'groupchat is not available yet'), ctx.domain));
-        return true;
-      }
-      // Other directed presence (RFC 6121 §4.6) would carry the user's presence outside the pubsub
-      // model, so it is not sent; subscribers get the broadcast presence from the node anyway.
-      // Clients send it as a courtesy (slixmpp after approving a request): an error would only
-      // confuse them, so it is dropped quietly.
-      ctx.log.debug({ to }, 'directed presence not carried');
-      return true;
-    }
+    // what is not for the user's own JID is directed presence (directed-presence.ts, earlier in the table)
     if (type !== undefined && type !== 'unavailable') {
       ctx.toClient(errorReply(s.el, new StanzaError('bad-request', `presence type '${type}'`), ctx.domain));
       return true;

@@ -19,6 +19,8 @@ export interface LaneHost {
   laneBusy(from: Direction, busy: boolean): void;
 }
 
+function noop(): void {}
+
 function isPromise(v: unknown): v is Promise<Verdict> {
   return typeof v === 'object' && v !== null && typeof (v as Promise<Verdict>).then === 'function';
 }
@@ -26,6 +28,8 @@ function isPromise(v: unknown): v is Promise<Verdict> {
 export class Lane {
   private queue: Stanza[] | undefined;
   private busy = false;
+  /** the verdict of the stanza in hand, while a rule is busy with it */
+  private current: Promise<unknown> | undefined;
   private stopped = false;
 
   constructor(
@@ -45,10 +49,15 @@ export class Lane {
     this.run(stanza, 0);
   }
 
-  /** Drop what is queued and ignore anything pushed later (the session is closing). */
-  stop(): void {
+  /**
+   * Drop what is queued and ignore anything pushed later (the session is closing). Resolves when the
+   * stanza a rule is busy with, if any, is done: its work (e.g. publishing an unavailable presence and
+   * retracting the item) must finish before the session's onClose hooks look at the state it leaves.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     this.queue = undefined;
+    return this.current ? this.current.then(noop, noop) : Promise.resolve();
   }
 
   private hook(rule: Rule, stanza: Stanza): Verdict | Promise<Verdict> {
@@ -80,6 +89,7 @@ export class Lane {
       this.busy = true;
       this.host.laneBusy(this.from, true);
     }
+    this.current = verdict;
     verdict.then(
       (claimed) => {
         if (this.stopped) return;
@@ -101,6 +111,7 @@ export class Lane {
     while (!this.busy && !this.stopped && q !== undefined && q.length > 0) this.run(q.shift()!, 0);
     if (this.busy || this.stopped) return;
     this.queue = undefined;
+    this.current = undefined;
     this.host.laneBusy(this.from, false);
   }
 }

@@ -320,6 +320,12 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         if (this.authenticated) return this.authedResult(s);
         break;
     }
+    if (this.closing && s.name === 'iq' && (s.attrs.type === 'get' || s.attrs.type === 'set')) {
+      // the client is gone: a request for it is answered as the backend would for a gone session
+      // (RFC 6120 §8.2.3: every get/set gets an answer), so that nobody waits for it
+      this.backend?.send(errorReply(s.el, 'service-unavailable', this.jidValue?.toString()));
+      return;
+    }
     this.log.debug({ name: s.name }, 'unexpected element from the backend during negotiation');
   }
 
@@ -498,11 +504,12 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     const wasBound = this.phase === 'bound';
     this.phase = 'closed';
     clearTimeout(this.negotiationTimer);
-    this.toBackendLane?.stop();
+    const inHand = this.toBackendLane?.stop();
     this.toClientLane?.stop();
     if (wasBound && this.ctx && !this.backendGone) {
       const hooks = this.deps.rules.onClose;
       const run = (async () => {
+        await inHand; // a rule still busy with the client's last stanza finishes first
         for (const r of hooks) {
           try {
             await r.onClose!(this.ctx!);

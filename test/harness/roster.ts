@@ -1,0 +1,44 @@
+// What the roster and presence tests share: @xmpp/client sessions that log in through a proxy and
+// are stopped at the end of the test, roster reads, and matchers for presence and roster pushes.
+import type { Test } from 'tap';
+import type { Element } from 'ltx';
+import { connect, xml, type XmppClient } from './xmpp.js';
+
+export type Client = XmppClient & { received: Element[] };
+
+export const NS_ROSTER = 'jabber:iq:roster';
+
+export async function rosterOf(c: Client): Promise<Map<string, Element>> {
+  const res = await c.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER })));
+  const query = res.getChild('query', NS_ROSTER)!;
+  return new Map(query.getChildren('item').map((i: Element) => [i.attrs.jid as string, i] as const));
+}
+
+export const isPresence = (from: string, type?: string) => (s: Element) =>
+  s.name === 'presence' && s.attrs.from === from && (type === undefined ? s.attrs.type === undefined : s.attrs.type === type);
+
+export const isPush = (jid: string, attrs: Record<string, string | undefined>) => (s: Element) => {
+  if (s.name !== 'iq' || s.attrs.type !== 'set') return false;
+  const item = s.getChild('query', NS_ROSTER)?.getChild('item');
+  if (!item || item.attrs.jid !== jid) return false;
+  return Object.entries(attrs).every(([k, v]) => item.attrs[k] === v);
+};
+
+/**
+ * login(): a session through `proxy()` (or another instance), stopped when the test ends;
+ * online(): fetch the roster (an interested resource, as real clients are), then initial presence.
+ */
+export function sessions(t: Test, password: string, proxy: () => { port: number }) {
+  const clients: Client[] = [];
+  t.teardown(() => Promise.all(clients.map((c) => c.stop().catch(() => undefined))));
+  const login = async (user: string, domain: string, resource: string, px: { port: number } = proxy()) => {
+    const c = (await connect({ port: px.port, domain, username: user, password, resource })) as Client;
+    clients.push(c);
+    return c;
+  };
+  const online = async (c: Client, ...children: Element[]) => {
+    await rosterOf(c);
+    await c.send(xml('presence', {}, ...children));
+  };
+  return { login, online };
+}

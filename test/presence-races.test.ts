@@ -1,0 +1,94 @@
+// Races between a login's presence probe and the notifications that arrive while it runs, through the
+// rule code with a scripted backend (test/harness/recorder.ts): the answers come in the order that made
+// a resource that had logged out show up as available again (issue 6, point 3).
+import t from 'tap';
+import type { Element } from 'ltx';
+import { defaultRules } from '../src/rules/index.js';
+import { xml } from '../src/stream/xml.js';
+import { NODE_PRESENCE, NODE_ROSTER } from '../src/rules/account.js';
+import { NS_ALIVE } from '../src/rules/presence.js';
+import { newEntry, toStored } from '../src/rules/roster-item.js';
+import type { RuleContext } from '../src/rules/types.js';
+import { bind, offer, recordingContext } from './harness/recorder.js';
+
+const EVENT = 'http://jabber.org/protocol/pubsub#event';
+
+function presenceItem(full: string): Element {
+  return xml('item', { id: full.slice(full.indexOf('/') + 1) }, xml('presence', { xmlns: 'jabber:client', from: full }));
+}
+
+function notification(service: string, child: Element): Element {
+  return xml('message', { from: service, to: 'x' }, xml('event', { xmlns: EVENT }, xml('items', { node: NODE_PRESENCE }, child)));
+}
+
+/**
+ * A session whose "is it alive?" checks wait until the test releases them (the real backend takes a
+ * round trip, during which anything may happen).
+ */
+async function session(jid: string, items: Element[], roster: Element[] = []) {
+  const rules = defaultRules();
+  const rec = recordingContext(jid);
+  rec.nodes.set(NODE_PRESENCE, items);
+  rec.nodes.set(NODE_ROSTER, roster);
+  const held: Array<() => void> = [];
+  let hold = false;
+  const plain = rec.ctx.request.bind(rec.ctx);
+  (rec.ctx as { request: RuleContext['request'] }).request = (iq) => {
+    if (hold && iq.getChild('alive', NS_ALIVE)) {
+      rec.requests.push(iq);
+      return new Promise((resolve) => held.push(() => resolve(xml('iq', { type: 'result', from: iq.attrs.to as string }))));
+    }
+    return plain(iq);
+  };
+  await bind(rules, rec);
+  return {
+    rules,
+    rec,
+    holdAliveChecks: () => (hold = true),
+    release: () => held.splice(0).forEach((f) => f()),
+    held: () => held.length,
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+const availableFrom = (els: Element[], from: string) => els.filter((e) => e.name === 'presence' && e.attrs.from === from && e.attrs.type === undefined);
+
+t.test("an own resource that leaves while the login probe checks it is not shown available", async (t) => {
+  const s = await session('juliet@capulet.lit/new', [presenceItem('juliet@capulet.lit/R')]);
+  s.holdAliveChecks();
+  const initial = offer(s.rules, s.rec, xml('presence'), 'client');
+  for (let i = 0; i < 20 && s.held() === 0; i++) await tick();
+  t.equal(s.held(), 1, 'the probe read the item and asks whether R is alive');
+  // R logs out now: its unavailable and the retraction arrive before the answer
+  await offer(s.rules, s.rec, notification('juliet@capulet.lit', xml('item', { id: 'R' }, xml('presence', { xmlns: 'jabber:client', from: 'juliet@capulet.lit/R', type: 'unavailable' }))), 'backend');
+  await offer(s.rules, s.rec, notification('juliet@capulet.lit', xml('retract', { id: 'R' })), 'backend');
+  s.release(); // R's session answered just before it closed
+  await initial;
+  t.same(availableFrom(s.rec.toClient, 'juliet@capulet.lit/R'), [], 'R is never shown available');
+});
+
+t.test("the same for a contact's resource", async (t) => {
+  const roster = [xml('item', { id: 'romeo@montague.lit' }, toStored({ ...newEntry('romeo@montague.lit'), subscription: 'both', listed: true }))];
+  const s = await session('juliet@capulet.lit/new', [], roster);
+  // the contact's node holds one available item
+  const plain = s.rec.ctx.request;
+  (s.rec.ctx as { request: RuleContext['request'] }).request = (iq) => {
+    const items = iq.getChild('pubsub')?.getChild('items');
+    if (items && iq.attrs.to === 'romeo@montague.lit') {
+      return Promise.resolve(xml('iq', { type: 'result' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: NODE_PRESENCE }, presenceItem('romeo@montague.lit/orchard')))));
+    }
+    return plain(iq);
+  };
+  s.holdAliveChecks();
+  const initial = offer(s.rules, s.rec, xml('presence'), 'client');
+  for (let i = 0; i < 20 && s.held() === 0; i++) await tick();
+  t.equal(s.held(), 1, "the probe asks whether romeo's resource is alive");
+  await offer(s.rules, s.rec, notification('romeo@montague.lit', xml('retract', { id: 'orchard' })), 'backend');
+  s.release();
+  await initial;
+  t.same(availableFrom(s.rec.toClient, 'romeo@montague.lit/orchard'), [], 'not shown available after its retraction');
+  // a later notification is presence again
+  await offer(s.rules, s.rec, notification('romeo@montague.lit', presenceItem('romeo@montague.lit/orchard')), 'backend');
+  t.equal(availableFrom(s.rec.toClient, 'romeo@montague.lit/orchard').length, 1, 'a new item after the probe is delivered');
+});
