@@ -196,6 +196,7 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
     toClient: noop,
     toBackend: noop,
     request: () => Promise.reject(new Error('no backend in this benchmark')),
+    endSession: noop,
   };
   let count = 0;
   const host: LaneHost = {

@@ -11,7 +11,8 @@
 //                          while the user is offline waits for the next login
 //
 // The account rule (first in the table) does the login work: find the backend profile, make the
-// backend session available, create/configure missing nodes, load the roster.
+// backend session available, create/configure missing nodes, load the roster. Each of its requests
+// is retried on transient backend errors (retry.ts); a setup that fails for good ends the session.
 import type { Element } from 'ltx';
 import type { BackendName, BackendProfile } from '../backends/profile.js';
 import { PROFILES, profileForIdentity } from '../backends/profile.js';
@@ -21,6 +22,7 @@ import { itemsOfResult } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
+import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
 
@@ -45,6 +47,8 @@ export interface AccountOptions {
   backend: BackendName | 'auto';
   /** per-domain profiles found so far (one map per rule table, i.e. per proxy) */
   profiles: Map<string, Promise<BackendProfile>>;
+  /** how the setup's requests are retried */
+  retry: RetryPolicy;
 }
 
 export class Account {
@@ -111,17 +115,21 @@ export class Account {
 
   // ---- login ---------------------------------------------------------------------------------
 
+  /** Every step is idempotent, so each one is simply sent again on a transient error. */
   async start(options: AccountOptions): Promise<void> {
-    this.profile = await this.detectProfile(options);
+    const budget = new RetryBudget(options.retry, this.ctx.log);
+    this.profile = await budget.run('profile', () => this.detectProfile(options));
     // Deliveries to a bare JID (pubsub notifications included) need an available backend session on
     // both backends, and roster pushes must reach a client that never sends presence: so every
     // session is made available right away, with a bare <presence/> that carries nothing of the
     // user's (their real presence goes into the `presence` node).
     this.ctx.toBackend(xml('presence'));
-    await this.ensureNodes();
-    await this.loadRoster();
+    await this.ensureNodes(budget);
+    await this.loadRoster(budget);
+    if (budget.retries > 0) this.ctx.log.info({ retries: budget.retries }, 'account setup done after retries');
   }
 
+  /** The domain's profile, asked once per proxy; a transient failure is not remembered. */
   private detectProfile(options: AccountOptions): Promise<BackendProfile> {
     if (options.backend !== 'auto') return Promise.resolve(PROFILES[options.backend]);
     const profiles = options.profiles;
@@ -133,8 +141,10 @@ export class Account {
           const server = ids.find((i) => i.attrs.category === 'server') ?? ids.find((i) => i.attrs.name);
           return profileForIdentity(server?.attrs.name as string | undefined);
         },
-        () => {
+        (err: unknown) => {
           profiles.delete(this.ctx.domain);
+          // retried: taking a busy ejabberd for 'generic' would create its nodes wrongly configured
+          if (isTransient(err)) throw err;
           return PROFILES.generic;
         },
       );
@@ -144,11 +154,11 @@ export class Account {
   }
 
   /** Create our nodes where missing; subscribe the owner where the backend needs it. */
-  private async ensureNodes(): Promise<void> {
+  private async ensureNodes(budget: RetryBudget): Promise<void> {
     const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX];
     let existing = new Set<string>();
     try {
-      const res = await this.ctx.request(ps.discoItems(this.bare));
+      const res = await budget.run('list nodes', () => this.ctx.request(ps.discoItems(this.bare)));
       existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string) ?? []);
     } catch (err) {
       this.ctx.log.warn({ err: String(err) }, 'cannot list own PEP nodes');
@@ -156,25 +166,27 @@ export class Account {
     for (const node of wanted) {
       if (existing.has(node)) continue;
       try {
-        await this.ctx.request(ps.createNode(node, this.nodeConfig(node)));
+        await budget.run(`create ${node}`, () => this.ctx.request(ps.createNode(node, this.nodeConfig(node))));
         this.ctx.log.info({ node }, 'created node');
       } catch (err) {
         if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
       }
     }
     if (!this.profile.ownerNotifiedImplicitly) {
-      const subs = await this.ctx.request(ps.mySubscriptions(undefined)).catch(() => undefined);
+      const subs = await budget.run('list subscriptions', () => this.ctx.request(ps.mySubscriptions(undefined))).catch(() => undefined);
       const have = new Set(
         subs?.getChild('pubsub')?.getChild('subscriptions')?.getChildren('subscription')
           .filter((s) => s.attrs.jid === this.bare && s.attrs.subscription === 'subscribed')
           .map((s) => s.attrs.node as string) ?? [],
       );
-      for (const node of wanted) if (!have.has(node)) await this.ctx.request(ps.subscribe(undefined, node, this.bare));
+      for (const node of wanted) {
+        if (!have.has(node)) await budget.run(`subscribe ${node}`, () => this.ctx.request(ps.subscribe(undefined, node, this.bare)));
+      }
     }
   }
 
-  private async loadRoster(): Promise<void> {
-    const res = await this.ctx.request(ps.items(undefined, NODE_ROSTER));
+  private async loadRoster(budget: RetryBudget): Promise<void> {
+    const res = await budget.run('load roster', () => this.ctx.request(ps.items(undefined, NODE_ROSTER)));
     for (const item of itemsOfResult(res)) {
       const e = fromStored(item.payload);
       if (e && e.jid === item.id) this.roster.set(e.jid, e);
@@ -284,8 +296,8 @@ export function hasAccount(ctx: RuleContext): boolean {
  * available (RFC 6121 §4.2) and every real one would appear twice. The proxy never sends a presence to
  * the user's own JID upstream (presence.ts treats it as broadcast), so nothing else comes from there.
  */
-export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks): Rule {
-  const options: AccountOptions = { backend, profiles: new Map() };
+export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks, retry: RetryPolicy = SETUP_RETRY): Rule {
+  const options: AccountOptions = { backend, profiles: new Map(), retry };
   return {
     name: 'account',
     async onBound(ctx) {
@@ -294,7 +306,14 @@ export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks):
       try {
         await account.start(options);
       } catch (err) {
-        ctx.log.error({ err: String(err) }, 'account setup failed: roster and presence unavailable this session');
+        // Without its nodes and roster the session would look connected but show no contacts and
+        // lose presence: better to end it. internal-server-error is RFC 6120's condition for a
+        // service that cannot serve the stream (remote-connection-failed excludes failures inside
+        // the service's own domain, which the backend is); it blames nobody, so the client may
+        // simply log in again later. Logged once, here.
+        ctx.log.error({ err: String(err) }, 'account setup failed: session ended');
+        const reason = err instanceof StanzaError ? err.message : 'internal error';
+        ctx.endSession('internal-server-error', `account setup failed: ${reason}`);
       }
     },
     fromBackend(s, ctx) {

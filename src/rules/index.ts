@@ -3,6 +3,7 @@
 import type { BackendName } from '../backends/profile.js';
 import { accountRule } from './account.js';
 import { directedPresenceRule } from './directed-presence.js';
+import type { RetryPolicy } from './retry.js';
 import { pingRule } from './ping.js';
 import { presenceOnChange, presenceRule } from './presence.js';
 import { rosterOnChange, rosterRule } from './roster.js';
@@ -14,6 +15,8 @@ export type { Rule, RuleContext, Verdict } from './types.js';
 export interface RuleOptions {
   /** which backend profile to use ('auto': from the server's disco#info identity) */
   backend?: BackendName | 'auto';
+  /** how the login setup retries the backend's transient errors (default SETUP_RETRY; tests shorten it) */
+  setupRetry?: RetryPolicy;
 }
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
@@ -26,7 +29,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     accountRule(options.backend ?? 'auto', {
       change: [presenceOnChange, rosterOnChange, subscriptionOnChange],
       available: [subscriptionOnAvailable],
-    }),
+    }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

@@ -5,6 +5,7 @@
 // with a context that records what was sent.
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
+import type { StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import type { JID } from '../xmpp/jid.js';
 
@@ -47,4 +48,9 @@ export interface RuleContext {
    * rejects with a StanzaError (the backend's error) or a StanzaError 'remote-server-timeout'.
    */
   request(iq: Element, timeoutMs?: number): Promise<Element>;
+  /**
+   * End the session: the client gets this stream error, then both legs close (onClose hooks still
+   * run). Only for a session that cannot work at all; one failed stanza is a stanza error instead.
+   */
+  endSession(condition: StreamErrorCondition, text?: string): void;
 }

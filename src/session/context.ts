@@ -3,6 +3,7 @@
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { RuleContext } from '../rules/types.js';
+import type { StreamErrorCondition } from '../stream/errors.js';
 import type { JID } from '../xmpp/jid.js';
 
 /** The session side of a context. */
@@ -11,6 +12,7 @@ export interface ContextHost {
   sendToClient(el: Element): void;
   sendToBackend(el: Element): void;
   request(iq: Element, timeoutMs?: number): Promise<Element>;
+  streamError(condition: StreamErrorCondition, text?: string): void;
 }
 
 export class SessionContext implements RuleContext {
@@ -40,5 +42,9 @@ export class SessionContext implements RuleContext {
 
   request(iq: Element, timeoutMs?: number): Promise<Element> {
     return this.host.request(iq, timeoutMs);
+  }
+
+  endSession(condition: StreamErrorCondition, text?: string): void {
+    this.host.streamError(condition, text);
   }
 }

@@ -407,8 +407,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         } catch (err) {
           this.log.error({ err, rule: r.name }, 'onBound failed');
         }
+        if (this.phase !== 'bound') return; // a hook ended the session (or the client left)
       }
-      if (this.phase !== 'bound') return;
       for (const s of early) this.onElement(s);
       this.pauseClient(PAUSE_BIND, false);
     })();

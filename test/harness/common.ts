@@ -24,6 +24,8 @@ export interface Backend {
   /** run folder (config, logs, data) */
   dir: string;
   register(user: string, domain: string, password: string): Promise<void>;
+  /** many users at once, as fast as the backend allows (each [user, domain, password]) */
+  registerAll(users: ReadonlyArray<readonly [string, string, string]>): Promise<void>;
   /** backend log file, for failure diagnostics */
   logFile: string;
   stop(): Promise<void>;

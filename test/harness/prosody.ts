@@ -92,6 +92,10 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Backend> 
     dir,
     logFile,
     register,
+    registerAll: async (users) => {
+      if (storage === 'sql') for (const [u, d, p] of users) await register(u, d, p);
+      else await Promise.all(users.map(([u, d, p]) => register(u, d, p)));
+    },
     stop: async () => {
       if (!exited) {
         killGroup(child, 'SIGTERM');
@@ -103,9 +107,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Backend> 
     },
   };
   try {
-    const users = opts.users ?? [];
-    if (storage === 'sql') for (const [u, d, p] of users) await register(u, d, p);
-    else await Promise.all(users.map(([u, d, p]) => register(u, d, p)));
+    await backend.registerAll(opts.users ?? []);
   } catch (err) {
     await backend.stop();
     throw err;

@@ -21,11 +21,13 @@ export interface Recorder {
   requests: Element[];
   /** stored items per node of the user's own PEP service, served to items requests */
   nodes: Map<string, Element[]>;
+  /** the stream errors a rule ended the session with */
+  ended: Array<{ condition: string; text: string | undefined }>;
 }
 
 export function recordingContext(jid: string, opts: { identity?: string; answer?: (iq: Element) => Answer } = {}): Recorder {
   const full = jidLib.parse(jid);
-  const rec: Recorder = { toClient: [], toBackend: [], requests: [], nodes: new Map(), ctx: undefined as unknown as RuleContext };
+  const rec: Recorder = { toClient: [], toBackend: [], requests: [], nodes: new Map(), ended: [], ctx: undefined as unknown as RuleContext };
   const answer = (iq: Element): Answer => {
     const custom = opts.answer?.(iq);
     if (custom) return custom;
@@ -57,6 +59,7 @@ export function recordingContext(jid: string, opts: { identity?: string; answer?
       const a = answer(iq);
       return a instanceof StanzaError ? Promise.reject(a) : Promise.resolve(a!);
     },
+    endSession: (condition, text) => rec.ended.push({ condition, text }),
   };
   return rec;
 }

@@ -1,0 +1,94 @@
+// The account setup's retry policy (src/rules/retry.ts) through the account rule, with a recording
+// context whose backend fails some requests: transient errors are retried, the bound is kept, and
+// a setup that fails for good ends the session with a stream error. first-logins.test.ts is the
+// same against real backends.
+import t from 'tap';
+import type { Element } from 'ltx';
+import { accountOf, accountRule, NODE_PRESENCE } from '../src/rules/account.js';
+import { isTransient, SETUP_RETRY, type RetryPolicy } from '../src/rules/retry.js';
+import { StanzaError } from '../src/xmpp/stanza-error.js';
+import { xml } from '../src/stream/xml.js';
+import { recordingContext, type Answer } from './harness/recorder.js';
+
+/** the real policy's shape, with delays short enough for a unit test */
+const FAST: RetryPolicy = { ...SETUP_RETRY, baseMs: 1, capMs: 4, budgetMs: 2000 };
+
+const createOf = (iq: Element) => iq.getChild('pubsub')?.getChild('create')?.attrs.node as string | undefined;
+const isDiscoInfo = (iq: Element) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#info';
+
+/** Log in juliet with the account rule; `fail` may answer a request with an error instead. */
+async function setup(fail: (iq: Element) => Answer, policy = FAST) {
+  // disco#items lists no node: every node is created
+  const noNodes = (iq: Element): Answer =>
+    iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items' ? xml('iq', { type: 'result' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })) : undefined;
+  const rec = recordingContext('juliet@capulet.lit/balcony', { answer: (iq) => fail(iq) ?? noNodes(iq) });
+  const rule = accountRule('auto', { change: [], available: [] }, policy);
+  await rule.onBound!(rec.ctx);
+  const creates = (node: string) => rec.requests.filter((iq) => createOf(iq) === node).length;
+  return { rec, account: accountOf(rec.ctx), creates };
+}
+
+/** Fail the creation of the presence node `n` times with `err`. */
+function failCreate(n: number, err: () => StanzaError) {
+  let left = n;
+  return (iq: Element): Answer => (createOf(iq) === NODE_PRESENCE && left-- > 0 ? err() : undefined);
+}
+
+const dbFailure = () => new StanzaError('internal-server-error', 'Database failure');
+
+t.test('which errors are transient', async (t) => {
+  for (const c of ['internal-server-error', 'remote-server-timeout', 'resource-constraint']) t.ok(isTransient(new StanzaError(c)), c);
+  t.ok(isTransient(new StanzaError('undefined-condition', undefined, 'wait')), 'any error of type wait');
+  for (const c of ['forbidden', 'not-allowed', 'item-not-found', 'conflict', 'remote-server-not-found', 'bad-request']) t.notOk(isTransient(new StanzaError(c)), c);
+  t.notOk(isTransient(new Error('a bug')), 'not a stanza error');
+});
+
+t.test('the policy: the longest retries of one step fit the budget', async (t) => {
+  let sum = 0;
+  for (let n = 0; n < SETUP_RETRY.attempts - 1; n++) sum += Math.min(SETUP_RETRY.capMs, SETUP_RETRY.baseMs * 2 ** n);
+  t.ok(sum < SETUP_RETRY.budgetMs, `${sum} ms of waits at most, budget ${SETUP_RETRY.budgetMs} ms`);
+  t.ok(SETUP_RETRY.budgetMs < 20_000, 'the client waits less than 20 s');
+});
+
+t.test('a transient error is retried until the setup succeeds', async (t) => {
+  const { rec, account, creates } = await setup(failCreate(3, dbFailure));
+  t.equal(creates(NODE_PRESENCE), 4, 'three failures, then success');
+  t.ok(account.rosterLoaded, 'the roster was loaded');
+  t.same(rec.ended, [], 'the session goes on');
+});
+
+t.test('a transient error that never passes: the session ends after the last attempt', async (t) => {
+  const { rec, account, creates } = await setup(failCreate(100, dbFailure));
+  t.equal(creates(NODE_PRESENCE), FAST.attempts, `${FAST.attempts} attempts`);
+  t.notOk(account.rosterLoaded);
+  t.same(rec.ended, [{ condition: 'internal-server-error', text: 'account setup failed: internal-server-error: Database failure' }], 'one stream error');
+});
+
+t.test('a permanent error is not retried', async (t) => {
+  const { rec, creates } = await setup(failCreate(100, () => new StanzaError('forbidden')));
+  t.equal(creates(NODE_PRESENCE), 1, 'one attempt');
+  t.equal(rec.ended.length, 1, 'the session is ended');
+  t.match(rec.ended[0], { condition: 'internal-server-error', text: /^account setup failed: forbidden/ });
+});
+
+t.test('a backend that never answers: the setup ends within its budget', async (t) => {
+  const rec = recordingContext('juliet@capulet.lit/balcony');
+  rec.ctx = { ...rec.ctx, request: () => new Promise<Element>(() => undefined) };
+  const started = Date.now();
+  await accountRule('ejabberd', { change: [], available: [] }, { ...FAST, budgetMs: 200 }).onBound!(rec.ctx);
+  const took = Date.now() - started;
+  t.ok(took >= 190 && took < 1000, `ended after ${took} ms`);
+  t.match(rec.ended, [{ condition: 'internal-server-error', text: /remote-server-timeout/ }]);
+});
+
+t.test('a transient error of the profile detection is retried, not taken for a generic backend', async (t) => {
+  let left = 2;
+  const { rec, account } = await setup((iq) => {
+    if (!isDiscoInfo(iq)) return undefined;
+    if (left-- > 0) return new StanzaError('resource-constraint');
+    return xml('iq', { type: 'result' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }, xml('identity', { category: 'server', type: 'im', name: 'Prosody' })));
+  });
+  t.equal(account.profile.name, 'prosody');
+  t.equal(rec.requests.filter(isDiscoInfo).length, 3);
+  t.same(rec.ended, []);
+});
