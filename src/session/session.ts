@@ -140,7 +140,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
     this.client.sendRaw(this.ourHeader());
-    this.headerSent = true;
     if (this.authenticated) {
       this.phase = 'authed';
       void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));
@@ -154,8 +153,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       });
     }
   }
-
-  private headerSent = false;
 
   private async sendFeatures(ready: Promise<Element>, make: (f: Element) => Element): Promise<void> {
     let features: Element;
@@ -466,11 +463,14 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   // ---- ends ----------------------------------------------------------------------------------
 
-  /** Send a stream error to the client and close both legs. */
+  /**
+   * Send a stream error to the client and close both legs. In the header phase (before the client's
+   * first header, and again after each STARTTLS or SASL restart) our current stream is not open yet:
+   * the error needs a header of its own (RFC 6120 §4.9.1.1), else the client reads an unbound prefix.
+   */
   streamError(condition: StreamErrorCondition, text?: string): void {
     if (this.phase === 'closed') return;
-    this.client.error(condition, text, this.headerSent ? undefined : this.ourHeader());
-    this.headerSent = true;
+    this.client.error(condition, text, this.phase === 'header' ? this.ourHeader() : undefined);
     void this.shutdownBoth();
   }
 
