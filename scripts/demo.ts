@@ -1,5 +1,6 @@
 // npm run demo: a private ejabberd (Debian package, loopback, temporary folder) with two users, and
-// the proxy in front of it on --listen (default 5222), for trying the proxy with any XMPP client.
+// the proxy in front of it, for trying the proxy with any XMPP client: on 127.0.0.1:5222, another
+// port with `npm run demo -- 5223`, another interface only when named (`npm run demo -- 0.0.0.0:5222`).
 // Ctrl-C stops both. Users: juliet@capulet.lit and romeo@montague.lit, password "secret".
 import { startEjabberd } from '../test/harness/ejabberd.js';
 import { CERTS } from '../test/harness/common.js';
@@ -7,8 +8,9 @@ import { join } from 'node:path';
 import { Proxy } from '../src/server.js';
 import { resolveConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import { beyondLoopback, demoListen } from './demo-listen.js';
 
-const listen = process.argv[2] ?? process.env.XEP207_LISTEN ?? '5222';
+const listen = demoListen(process.argv[2] ?? process.env.XEP207_LISTEN);
 const backend = await startEjabberd({ users: [['juliet', 'capulet.lit', 'secret'], ['romeo', 'montague.lit', 'secret']], loglevel: 'warning' });
 const config = resolveConfig({
   listen,
@@ -21,6 +23,7 @@ const config = resolveConfig({
 const log = createLogger({ level: config.logLevel, pretty: true });
 const proxy = new Proxy({ config, log });
 const addr = await proxy.listen();
+if (beyondLoopback(listen)) log.warn(`demo: listening on ${listen}, beyond loopback, with well-known passwords`);
 log.info(
   `demo: ejabberd on 127.0.0.1:${backend.port} (run folder ${backend.dir}); proxy on ${addr.address}:${addr.port}. ` +
     `Log in as juliet@capulet.lit or romeo@montague.lit, password "secret", server 127.0.0.1 port ${addr.port} ` +

@@ -24,6 +24,7 @@ export interface Config {
   maxStanzaSize: number;
   maxDepth: number;
   negotiationTimeout: number;
+  headerTimeout: number;
   connectTimeout: number;
   requestTimeout: number;
   logLevel: LogLevel;
@@ -64,6 +65,7 @@ export interface RawConfig {
   maxStanzaSize?: string;
   maxDepth?: string;
   negotiationTimeout?: string;
+  headerTimeout?: string;
   connectTimeout?: string;
   requestTimeout?: string;
   logLevel?: string;
@@ -84,6 +86,7 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'maxStanzaSize', flag: '--max-stanza-size', arg: 'bytes', description: 'largest top-level element a client may send (policy-violation above)', default: '262144' },
   { key: 'maxDepth', flag: '--max-depth', arg: 'n', description: 'deepest element nesting in a client stanza (policy-violation above)', default: '64' },
   { key: 'negotiationTimeout', flag: '--negotiation-timeout', arg: 'seconds', description: 'time from connect to resource binding (connection-timeout after)', default: '60' },
+  { key: 'headerTimeout', flag: '--header-timeout', arg: 'seconds', description: 'before binding: time to finish the stream header (after connecting, after each restart) and any element once begun (connection-timeout after)', default: '10' },
   { key: 'connectTimeout', flag: '--connect-timeout', arg: 'seconds', description: 'time to reach the backend and open its stream (remote-connection-failed after)', default: '10' },
   { key: 'requestTimeout', flag: '--request-timeout', arg: 'seconds', description: "time the backend has to answer the proxy's own requests", default: '15' },
   { key: 'logLevel', flag: '--log-level', arg: 'level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
@@ -214,6 +217,7 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     maxStanzaSize: positiveInt('--max-stanza-size', merged.maxStanzaSize!, 64 * 1024 * 1024),
     maxDepth: positiveInt('--max-depth', merged.maxDepth!, 1000),
     negotiationTimeout: seconds('--negotiation-timeout', merged.negotiationTimeout!),
+    headerTimeout: seconds('--header-timeout', merged.headerTimeout!),
     connectTimeout: seconds('--connect-timeout', merged.connectTimeout!),
     requestTimeout: seconds('--request-timeout', merged.requestTimeout!),
     logLevel: logLevel as LogLevel,

@@ -76,12 +76,13 @@ function start(args: string[], env: Record<string, string> = {}): Running {
 t.test('--help names every flag and its environment variable', async (t) => {
   const r = runSync(['--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--log-level', '--log-pretty', '--config']) {
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--log-level', '--log-pretty', '--config']) {
     t.match(r.stdout, flag, flag);
   }
   t.match(r.stdout, /XEP207_LISTEN/);
   t.match(r.stdout, /XEP207_MAX_STANZA_SIZE/);
   t.match(r.stdout, /default: 262144/);
+  t.match(r.stdout, /XEP207_HEADER_TIMEOUT/);
 });
 
 t.test('a bad value exits 2 with one line naming the flag', async (t) => {
@@ -96,6 +97,8 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222', '--tls-cert', '/nonexistent.pem', '--tls-key', '/nonexistent.key'], {}, /--tls-cert: cannot read/],
     [['--upstream', 'tcp://127.0.0.1:5222', '--require-tls'], {}, /--require-tls: needs --tls-cert/],
     [['--upstream', 'tcp://127.0.0.1:5222', '--log-level', 'loud'], {}, /--log-level/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--header-timeout', '0'], {}, /--header-timeout: expected seconds/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_HEADER_TIMEOUT: 'soon' }, /--header-timeout/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MAX_DEPTH: 'deep' }, /--max-depth/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LOG_PRETTY: 'perhaps' }, /XEP207_LOG_PRETTY/],
     [['--config', '/nonexistent.json'], {}, /--config: cannot read/],
@@ -115,6 +118,22 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
   t.match(busy.stderr, /--listen: .*EADDRINUSE/);
   blocker.child.kill('SIGTERM');
   t.equal(await blocker.exited, 0);
+});
+
+t.test('--header-timeout: a client stalling in its stream header is cut off after that time', async (t) => {
+  const port = await freePort();
+  const proc = start(['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1', '--header-timeout', '0.5']);
+  t.teardown(() => proc.child.kill('SIGKILL'));
+  await proc.waitLog((l) => l.msg === 'listening');
+  const raw = await RawClient.connect(port);
+  const started = Date.now();
+  raw.send("<?xml version='1.0'?><stream:stream to='capulet.lit' xmlns='jabber:cl");
+  await raw.expect(/<stream:stream [^>]*>.*<stream:error><connection-timeout /s, 5000);
+  await raw.waitClosed();
+  const after = Date.now() - started;
+  t.ok(after >= 400 && after < 3000, `closed after ${after} ms (the negotiation time-out is 60 s)`);
+  proc.child.kill('SIGTERM');
+  t.equal(await proc.exited, 0);
 });
 
 t.test('flags win over the environment, which wins over --config', async (t) => {

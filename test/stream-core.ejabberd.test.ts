@@ -5,7 +5,7 @@ import t from 'tap';
 import net from 'node:net';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startTestProxy } from './harness/proxy.js';
-import { featuresAfterStartTls, loginPingDisco, messagePassesUnchanged, wrongPasswordFails } from './harness/scenarios.js';
+import { badRestartHeaders, featuresAfterStartTls, loginPingDisco, messagePassesUnchanged, wrongPasswordFails } from './harness/scenarios.js';
 import { connect, waitFor, xml, RawClient, HEADER } from './harness/xmpp.js';
 import { startCapture } from './harness/capture.js';
 
@@ -62,6 +62,8 @@ t.test('stream core on ejabberd', async (t) => {
     const pong = await nurse.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     t.equal(pong.attrs.type, 'result', 'the other session still works');
   });
+
+  t.test('a bad header at a restart (after SASL, after STARTTLS): our header, the error, the close', (t) => badRestartHeaders(t, p.port));
 
   t.test('a DOCTYPE before the stream header: restricted-xml, header first', async (t) => {
     const raw = await RawClient.connect(p.port);

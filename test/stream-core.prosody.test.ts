@@ -6,7 +6,7 @@ import t from 'tap';
 import type { Element } from 'ltx';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
-import { featuresAfterStartTls, loginPingDisco, messagePassesUnchanged, wrongPasswordFails } from './harness/scenarios.js';
+import { badRestartHeaders, featuresAfterStartTls, loginPingDisco, messagePassesUnchanged, wrongPasswordFails } from './harness/scenarios.js';
 import { connect, xml, RawClient, HEADER } from './harness/xmpp.js';
 import { startCapture } from './harness/capture.js';
 
@@ -100,6 +100,8 @@ t.test('stream core on prosody', async (t) => {
   t.test('a message between two bound users passes unchanged', (t) => messagePassesUnchanged(t, p.port));
 
   t.test('wrong password is a SASL failure at the client', (t) => wrongPasswordFails(t, p.port));
+
+  t.test('a bad header at a restart (after SASL, after STARTTLS): our header, the error, the close', (t) => badRestartHeaders(t, p.port));
 
   t.test('plaintext backend leg (--upstream-tls off) through a recording relay', async (t) => {
     const cap = await startCapture(backend.host, backend.port);

@@ -160,3 +160,22 @@ t.test('reset(true) parses the bytes after the current element as a new stream',
   tk.write(HEADER + "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" + HEADER + '<presence/>');
   t.same(ev, ['start', 'success', 'start', 'presence']);
 });
+
+t.test('partial: an unfinished header or top-level element is held, whitespace between them is not', async (t) => {
+  const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: () => undefined, onStreamEnd: () => undefined }, { maxSize: 4096, maxDepth: 8 });
+  t.notOk(tk.partial, 'nothing yet');
+  const steps: Array<[string, boolean, string]> = [
+    ["<?xml version='1.0'?>", false, 'the XML declaration'],
+    [HEADER.slice(0, 20), true, 'half a header'],
+    [HEADER.slice(20), false, 'the header completed'],
+    ['\n  ', false, 'whitespace'],
+    ['<', true, 'a lone <'],
+    ["message><body>hi</bo", true, 'half a stanza'],
+    ['dy></message> ', false, 'the stanza completed'],
+    ['<presence/><iq', true, 'an element, then the start of the next'],
+  ];
+  for (const [bytes, partial, what] of steps) {
+    tk.write(bytes);
+    t.equal(tk.partial, partial, what);
+  }
+});

@@ -27,6 +27,7 @@ import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
 import { Lane, type Direction, type LaneHost } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
 import { IqTracker } from './tracker.js';
+import { HeaderClock } from './header-clock.js';
 
 type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
 
@@ -92,6 +93,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private ctx: SessionContext | undefined;
   private readonly tracker: IqTracker;
   private negotiationTimer: NodeJS.Timeout | undefined;
+  private readonly headerClock: HeaderClock;
   private closing = false;
   private gone = false;
   private clientGone = false;
@@ -112,6 +114,10 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
+    this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
+      this.streamError('connection-timeout', `${this.phase === 'header' ? 'stream header' : 'element'} not completed in time`),
+    );
+    this.headerClock.start();
     this.log.info({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'client connected');
   }
 
@@ -123,8 +129,14 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   // ---- the client stream's events (StreamEvents) ----
 
+  onChunk(partial: boolean): void {
+    // in the header phase the clock runs from the (re)start whatever arrives; from binding on, none
+    if (this.phase !== 'header' && this.phase !== 'bound' && this.phase !== 'closed') this.headerClock.chunk(partial);
+  }
+
   onStreamStart(_name: string, attrs: Record<string, string>): void {
     if (this.phase !== 'header') throw new StreamError('not-well-formed', 'unexpected stream header');
+    this.headerClock.stop();
     const to = attrs.to;
     if (attrs['xml:lang']) this.lang = attrs['xml:lang'];
     if (attrs.xmlns !== NS_CLIENT) {
@@ -140,7 +152,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
     this.client.sendRaw(this.ourHeader());
-    this.headerSent = true;
     if (this.authenticated) {
       this.phase = 'authed';
       void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));
@@ -154,8 +165,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       });
     }
   }
-
-  private headerSent = false;
 
   private async sendFeatures(ready: Promise<Element>, make: (f: Element) => Element): Promise<void> {
     let features: Element;
@@ -194,6 +203,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   onElement(s: Stanza): void {
     if (this.traceOn && this.authenticated) this.log.trace({ in: 'client', xml: s.raw }, 'stanza'); // never SASL data
+    if (this.phase !== 'bound') this.headerClock.stop(); // complete; onChunk starts it if another one began
     switch (this.phase) {
       case 'bound':
         if (s.isStanza) this.toBackendLane!.push(s);
@@ -219,6 +229,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       }
       this.client.sendRaw(`<proceed xmlns='${NS_TLS}'/>`);
       this.phase = 'header';
+      this.headerClock.start(); // the TLS handshake counts: a peer stalling in it is cut off too
       this.client.upgrade((plain) => {
         const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.secureContext! });
         secure.once('secure', () => this.log.debug({ protocol: secure.getProtocol() }, 'client TLS established'));
@@ -344,6 +355,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         this.log.info({ mechanism: this.saslMechanism }, 'authenticated');
         this.authenticated = true;
         this.phase = 'header';
+        this.headerClock.start();
         this.client.sendRaw(s.raw);
         this.client.restart();
         this.backendReady = this.backend!.restart();
@@ -381,6 +393,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.phase = 'bound';
     clearTimeout(this.negotiationTimer);
     this.negotiationTimer = undefined;
+    this.headerClock.stop();
     // negotiation state no longer needed: let it go (it counts per idle session)
     this.mechanisms = undefined;
     this.backendReady = undefined;
@@ -472,11 +485,14 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   // ---- ends ----------------------------------------------------------------------------------
 
-  /** Send a stream error to the client and close both legs. */
+  /**
+   * Send a stream error to the client and close both legs. In the header phase (before the client's
+   * first header, and again after each STARTTLS or SASL restart) our current stream is not open yet:
+   * the error needs a header of its own (RFC 6120 §4.9.1.1), else the client reads an unbound prefix.
+   */
   streamError(condition: StreamErrorCondition, text?: string): void {
     if (this.phase === 'closed') return;
-    this.client.error(condition, text, this.headerSent ? undefined : this.ourHeader());
-    this.headerSent = true;
+    this.client.error(condition, text, this.phase === 'header' ? this.ourHeader() : undefined);
     void this.shutdownBoth();
   }
 
@@ -504,6 +520,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     const wasBound = this.phase === 'bound';
     this.phase = 'closed';
     clearTimeout(this.negotiationTimer);
+    this.headerClock.stop();
     const inHand = this.toBackendLane?.stop();
     this.toClientLane?.stop();
     if (wasBound && this.ctx && !this.backendGone) {

@@ -17,6 +17,8 @@ export interface StreamEvents extends TokenizerHandler {
   onClose(err?: Error): void;
   /** our writes are queuing up (true) or drained (false): the other leg should pause/resume reading */
   onBackpressure?(full: boolean): void;
+  /** a chunk was parsed; `partial`: it left the start of a header or top-level element unfinished */
+  onChunk?(partial: boolean): void;
 }
 
 /** Time allowed for the peer to answer our </stream:stream> before the socket is destroyed. */
@@ -119,6 +121,7 @@ export class XmlStream implements TokenizerHandler {
     this.bytesIn += chunk.length;
     try {
       this.tokenizer.write(this.decode(chunk));
+      if (!this.closing) this.events.onChunk?.(this.tokenizer.partial);
     } catch (err) {
       if (!(err instanceof StreamError)) throw err;
       if (this.closing) this.socket.end(); // garbage while we wait for its </stream:stream>: stop waiting
@@ -217,8 +220,10 @@ export class XmlStream implements TokenizerHandler {
 
   /**
    * Send </stream:stream>. With `wait` (the default) the TCP connection is ended when the peer answers
-   * with its own </stream:stream> (RFC 6120 §4.4), or after a grace period; without, at once.
-   * The socket is destroyed if it is still open after the grace period.
+   * with its own </stream:stream> (RFC 6120 §4.4); without, at once. Either way the socket is destroyed
+   * if it is still open after the grace period: end() alone never closes a socket whose peer does not
+   * close its side (it need not even read: keepalives are answered by its kernel), and cannot send its
+   * FIN through a TLS handshake the peer never finishes.
    */
   close(wait = true): void {
     if (this.closed) return;
@@ -229,11 +234,10 @@ export class XmlStream implements TokenizerHandler {
     if (!wait || this.peerEnded) {
       this.tokenizer.close();
       this.socket.end();
+    } else {
+      this.resume(); // a paused socket would never read the answer we wait for
     }
-    const timer = setTimeout(() => {
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
-    }, CLOSE_GRACE_MS);
+    const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     timer.unref();
     this.socket.once('close', () => clearTimeout(timer));
   }

@@ -120,6 +120,14 @@ export class Tokenizer {
     this.closed = false;
   }
 
+  /**
+   * Bytes of an unfinished stream header or top-level element are held (after a write: compact()
+   * keeps only those; whitespace between elements is consumed at once).
+   */
+  get partial(): boolean {
+    return this.depth > 0 || this.pos < this.buf.length;
+  }
+
   /** Stop parsing for good (stream closed). */
   close(): void {
     this.closed = true;

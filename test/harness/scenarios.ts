@@ -3,6 +3,7 @@ import type { Test } from 'tap';
 import type { Element } from 'ltx';
 import { canonicalXml } from '../../src/stream/xml.js';
 import { connect, HEADER, RawClient, waitFor, xml } from './xmpp.js';
+import { readStream, type StreamAnswer } from './stream-reader.js';
 
 /**
  * Juliet (password 'secret') sends Romeo (password 's3cret') a chat message with an extension
@@ -83,4 +84,50 @@ export async function wrongPasswordFails(t: Test, port: number): Promise<void> {
     t.equal(await loginFailure(port, 'juliet', 'wrong', mechanism), 'not-authorized', `${mechanism}: SASL failure not-authorized`);
   }
   t.equal(await loginFailure(port, 'nobody', 'secret', 'SCRAM-SHA-1'), 'not-authorized', 'unknown user: not-authorized');
+}
+
+const STREAM_ATTRS = "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='capulet.lit' version='1.0'";
+
+/** Bad restart headers and the stream error each gets. */
+const BAD_RESTART_HEADERS: Array<[string, string, string]> = [
+  ['a DOCTYPE with entity declarations', `<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY lol 'lol'>]><stream:stream ${STREAM_ATTRS}>`, 'restricted-xml'],
+  ['a wrong stream namespace', "<stream:stream xmlns='jabber:client' xmlns:stream='urn:example:not-streams' to='capulet.lit' version='1.0'>", 'invalid-namespace'],
+  ['a 500 KB attribute', `<stream:stream ${STREAM_ATTRS} x='${'a'.repeat(500_000)}'>`, 'policy-violation'],
+];
+
+/** What a raw client got is one well-formed stream: our header, `children`, the error `condition` in it, closed. */
+export function isErrorStream(t: Test, data: string, children: string[], condition: string, what: string): void {
+  let answer: StreamAnswer;
+  try {
+    answer = readStream(data);
+  } catch (err) {
+    t.fail(`${what}: ${(err as Error).message}; received: ${data.slice(0, 300)}`);
+    return;
+  }
+  t.ok(answer.isStream, `${what}: a stream header first`);
+  t.same(answer.children, children, `${what}: then ${children.join(', ')}, then </stream:stream>`);
+  t.equal(answer.condition, condition, `${what}: ${condition}`);
+}
+
+/**
+ * A bad header at a restart gets what a bad first header gets (RFC 6120 §4.9.1.1): a new stream
+ * header of ours, the error, </stream:stream>; after SASL success (each bad header) and after STARTTLS.
+ */
+export async function badRestartHeaders(t: Test, port: number): Promise<void> {
+  for (const [what, header, condition] of BAD_RESTART_HEADERS) {
+    const raw = await RawClient.authenticated(port, 'capulet.lit', 'juliet', 'secret');
+    t.teardown(() => raw.close());
+    raw.send(header);
+    await raw.waitClosed();
+    isErrorStream(t, raw.data, ['stream:error'], condition, `after SASL, ${what}`);
+  }
+  const raw = await RawClient.connect(port);
+  t.teardown(() => raw.close());
+  raw.send(HEADER('capulet.lit'));
+  await raw.expect(/<\/stream:features>/);
+  await raw.startTls('capulet.lit');
+  const [what, header, condition] = BAD_RESTART_HEADERS[0]!;
+  raw.send(header);
+  await raw.waitClosed();
+  isErrorStream(t, raw.data, ['stream:error'], condition, `after STARTTLS, ${what}`);
 }

@@ -165,8 +165,8 @@ export class RawClient {
     this.attach();
   }
 
-  /** Open, (STARTTLS,) PLAIN, bind: a logged-in raw session. */
-  static async login(port: number, domain: string, user: string, password: string, resource = 'raw', useTls = true): Promise<RawClient> {
+  /** Open, (STARTTLS,) PLAIN up to SASL success: what comes next is the client's restart header. */
+  static async authenticated(port: number, domain: string, user: string, password: string, useTls = true): Promise<RawClient> {
     const c = await RawClient.connect(port);
     c.send(HEADER(domain));
     await c.expect(/<\/stream:features>/);
@@ -180,6 +180,12 @@ export class RawClient {
     c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
     await c.expect(/<success[^>]*(\/>|<\/success>)/);
     c.data = '';
+    return c;
+  }
+
+  /** Open, (STARTTLS,) PLAIN, bind: a logged-in raw session. */
+  static async login(port: number, domain: string, user: string, password: string, resource = 'raw', useTls = true): Promise<RawClient> {
+    const c = await RawClient.authenticated(port, domain, user, password, useTls);
     c.send(HEADER(domain));
     await c.expect(/<\/stream:features>/);
     c.data = '';
