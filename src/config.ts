@@ -3,6 +3,7 @@
 // default and how to read it; the CLI help, the README table and validation all come from it.
 import { readFileSync } from 'node:fs';
 import type { BackendName } from './backends/profile.js';
+import { isDomain } from './xmpp/jid.js';
 
 export type UpstreamTlsMode = 'require' | 'prefer' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -30,6 +31,8 @@ export interface Config {
   logLevel: LogLevel;
   logPretty: boolean;
   backend: BackendName | 'auto';
+  /** one pubsub service for every domain's chat nodes (default: pubsub.<the recipient's domain>) */
+  pubsubService?: string;
 }
 
 /** A bad value: the CLI prints `error: <flag>: <reason>` and exits 2. */
@@ -71,12 +74,14 @@ export interface RawConfig {
   logLevel?: string;
   logPretty?: boolean;
   backend?: string;
+  pubsubService?: string;
 }
 
 export const OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: '--listen', arg: '[host:]port', description: 'where clients connect (c2s, RFC 6120)', default: '5222' },
   { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS) or tls://host:port (direct TLS); required' },
   { key: 'backend', flag: '--backend', arg: 'kind', description: "the backend's kind, for what it does natively: auto (ask its disco#info), ejabberd, prosody or generic", default: 'auto' },
+  { key: 'pubsubService', flag: '--pubsub-service', arg: 'jid', description: "the backend's pubsub service for one-to-one chat nodes of every domain (default: pubsub.<the recipient's domain>)" },
   { key: 'upstreamTls', flag: '--upstream-tls', arg: 'mode', description: 'STARTTLS to a tcp:// backend: require, prefer (when offered) or off', default: 'prefer' },
   { key: 'upstreamCa', flag: '--upstream-ca', arg: 'file', description: "PEM file of CA certificates to verify the backend's certificate (default: the system's)" },
   { key: 'upstreamInsecure', flag: '--upstream-insecure', description: "do not verify the backend's certificate (self-signed test backends only)", default: false },
@@ -224,6 +229,10 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     logPretty: Boolean(merged.logPretty),
     backend: backend as BackendName | 'auto',
   };
+  if (merged.pubsubService) {
+    if (!isDomain(merged.pubsubService)) throw new ConfigError('--pubsub-service', `not a service JID (a domain): '${merged.pubsubService}'`);
+    config.pubsubService = merged.pubsubService.toLowerCase();
+  }
   if (merged.upstreamCa) config.upstreamCa = merged.upstreamCa;
   if (merged.tlsCert) config.tlsCert = merged.tlsCert;
   if (merged.tlsKey) config.tlsKey = merged.tlsKey;

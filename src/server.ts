@@ -24,7 +24,7 @@ export class Proxy {
 
   constructor(private readonly opts: ProxyOptions) {
     const { config } = opts;
-    this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend }));
+    this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend, ...(config.pubsubService ? { pubsubService: config.pubsubService } : {}) }));
     this.secureContext =
       config.tlsCert && config.tlsKey
         ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })

@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { Element } from 'ltx';
 import { defaultRules } from '../src/rules/index.js';
-import { xml } from '../src/stream/xml.js';
+import { parseElement, xml } from '../src/stream/xml.js';
 import { NODE_INBOX, NODE_ROSTER } from '../src/rules/account.js';
 import { toStored, newEntry } from '../src/rules/roster-item.js';
 import { bind, canon, listing, offer, recordingContext, type Recorder } from './harness/recorder.js';
@@ -202,4 +202,50 @@ t.test('an inbox item read again is not applied again, even after the contact wa
   s.rec.toClient.length = 0;
   await offer(s.rules, s.rec, note(), 'backend');
   t.equal(s.rec.toClient.length, 0, 'an old request that could not be retracted does not come back');
+});
+
+// ---- §6 one-to-one messages (listings 18-20, corrected: fixtures/README.md) ----
+
+const isCreate = (iq: Element) => iq.getChild('pubsub', PS)?.getChild('create') !== undefined;
+const isOwner = (child: string) => (iq: Element) => iq.getChild('pubsub', 'http://jabber.org/protocol/pubsub#owner')?.getChild(child) !== undefined;
+
+t.test('a client message -> listing 18 (the node, made once) and listing 19 (the publish)', async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  await online(s);
+  const message = xml('message', { to: 'romeo@montague.lit', type: 'chat', id: 'm1', from: 'tybalt@capulet.lit/forged' }, xml('body', {}, 'wherefore art thou?'));
+  t.ok(await offer(s.rules, s.rec, message, 'client'), 'claimed: the backend never routes it');
+  const [create, affiliations, subscriptions] = listing(18);
+  t.equal(canon(find(s.rec.requests, isCreate)!), canon(create!), 'listing 18: the node, whitelist, publishers');
+  t.equal(canon(find(s.rec.requests, isOwner('affiliations'))!), canon(affiliations!), 'the recipient a member');
+  t.equal(canon(find(s.rec.requests, isOwner('subscriptions'))!), canon(subscriptions!), 'both bare JIDs subscribed');
+  const publish = find(s.rec.requests, (iq) => iq.getChild('pubsub', PS)?.getChild('publish') !== undefined)!;
+  const item = publish.getChild('pubsub')!.getChild('publish')!.getChild('item')!;
+  const stamp = item.getChild('message')!.getChild('sent', 'urn:xep207-proxy:chat:0')!.attrs.at as string;
+  t.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'the send time is kept');
+  const expected = canon(listing(19)[0]!).replace('ITEM', item.attrs.id as string).replace('STAMP', stamp);
+  t.equal(canon(publish), expected, 'listing 19, from = the bound JID, not the forged one');
+  s.rec.requests.length = 0;
+  await offer(s.rules, s.rec, xml('message', { to: 'romeo@montague.lit', type: 'chat' }, xml('body', {}, 'again')), 'client');
+  t.notOk(find(s.rec.requests, isCreate), 'the node is made once per proxy');
+});
+
+t.test("listing 20 -> the recipient's message; the sender's own copy is not an incoming message", async (t) => {
+  const [toRomeo, toJuliet, legacy] = listing(20);
+  const romeo = await session('romeo@montague.lit/mobile');
+  await online(romeo);
+  t.ok(await offer(romeo.rules, romeo.rec, toRomeo!, 'backend'), 'claimed');
+  t.equal(romeo.rec.toClient.length, 1, 'one message');
+  t.equal(canon(romeo.rec.toClient[0]!, []), canon(legacy!, ['side']), 'from the sender, payload and id kept, the stamp removed');
+  const juliet = await session('juliet@capulet.lit/balcony');
+  await online(juliet);
+  t.ok(await offer(juliet.rules, juliet.rec, toJuliet!, 'backend'), 'claimed');
+  t.equal(juliet.rec.toClient.length, 0, "the sender's own notification (§6's bcc) is never shown");
+});
+
+t.test('a chat item whose sender does not match its node is dropped', async (t) => {
+  const forged = parseElement(listing(20)[0]!.toString().replace(/juliet@capulet\.lit\/balcony/g, 'nurse@capulet.lit/chamber'));
+  const romeo = await session('romeo@montague.lit/mobile');
+  await online(romeo);
+  t.ok(await offer(romeo.rules, romeo.rec, forged, 'backend'), 'claimed');
+  t.equal(romeo.rec.toClient.length, 0, 'the node names juliet as its only writer: nothing delivered');
 });

@@ -81,12 +81,18 @@ function xml_(name: string, attrs: Record<string, string>, ...children: ReturnTy
   return xml(name, attrs, ...children);
 }
 
+/** The test rules right after the account rule: before §6 claims every message to a user. */
+function rulesWithTests() {
+  const [account, ...others] = defaultRules();
+  return [account!, ...testRules, ...others];
+}
+
 t.test('rule pipeline on ejabberd', async (t) => {
   const backend = await startEjabberd({ users: [['juliet', 'capulet.lit', 'secret'], ['romeo', 'montague.lit', 'secret']] });
   t.teardown(() => backend.stop());
   const cap = await startCapture(backend.host, backend.plainPort!);
   t.teardown(() => cap.stop());
-  const p = await startTestProxy({ host: '127.0.0.1', port: cap.port }, { upstreamTls: 'off', requestTimeout: 3000 }, [...defaultRules(), ...testRules]);
+  const p = await startTestProxy({ host: '127.0.0.1', port: cap.port }, { upstreamTls: 'off', requestTimeout: 3000 }, rulesWithTests());
   t.teardown(() => p.stop());
   const juliet = await connect({ port: p.port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'balcony' });
   const romeo = await connect({ port: p.port, domain: 'montague.lit', username: 'romeo', password: 'secret', resource: 'orchard' });

@@ -7,15 +7,13 @@ import type { Element } from 'ltx';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy, type RunningProxy } from './harness/proxy.js';
-import { startCapture, type Capture } from './harness/capture.js';
+import { startCapture, upstreamElements } from './harness/capture.js';
 import { connect, waitFor, xml } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
 import { isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
-import { Tokenizer } from '../src/stream/tokenizer.js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CERTS, ROOT, freePort, waitForPort } from './harness/common.js';
-import type { Stanza } from '../src/stream/stanza.js';
 
 
 const PASSWORD = 'secret';
@@ -38,22 +36,6 @@ function clear(...cs: Client[]): void {
   for (const c of cs) c.received.length = 0;
 }
 
-/** Every top-level element the proxy sent to the backend, parsed with the proxy's own tokenizer. */
-function upstreamElements(cap: Capture): Stanza[] {
-  const out: Stanza[] = [];
-  const bytes = Buffer.from(cap.toBackend(), 'utf8').toString('latin1');
-  // the capture holds several connections' streams back to back: split at each stream header
-  for (const part of bytes.split(/(?=<\?xml )/)) {
-    if (!part.trim()) continue;
-    const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: (s) => out.push(s), onStreamEnd: () => undefined }, { maxSize: 1 << 24, maxDepth: 1000 });
-    try {
-      tk.write(part);
-    } catch {
-      /* a stream cut short by a closed connection */
-    }
-  }
-  return out;
-}
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`presence, subscriptions and roster on ${kind}`, async (t) => {

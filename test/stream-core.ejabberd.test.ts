@@ -103,13 +103,13 @@ t.test('stream core on ejabberd', async (t) => {
     t.notMatch(cap.toBackend(), /<a><a><a>/, 'no part of it was forwarded');
     const pong = await nurse.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     t.equal(pong.attrs.type, 'result', 'backend and other sessions unaffected');
-    // a normal message still goes through the same recording path
+    // a normal stanza that no rule maps still goes through the same recording path, byte for byte
     const raw2 = await RawClient.login(px.port, 'capulet.lit', 'juliet', 'secret', 'shallow');
     t.teardown(() => raw2.close());
-    raw2.send(`<message to='nurse@capulet.lit/n1' id='shallow'><body>ok</body></message>`);
+    raw2.send(`<iq type='get' to='nurse@capulet.lit/n1' id='shallow'><query xmlns='urn:example:ok' a='b'>ok</query></iq>`);
     const got = await waitFor(nurse, (s) => s.attrs.id === 'shallow');
-    t.equal(got.getChildText('body'), 'ok');
-    t.match(cap.toBackend(), /<message to='nurse@capulet.lit\/n1' id='shallow'><body>ok<\/body><\/message>/, 'forwarded as the client wrote it');
+    t.equal(got.getChildText('query', 'urn:example:ok'), 'ok');
+    t.match(cap.toBackend(), /<iq type='get' to='nurse@capulet.lit\/n1' id='shallow'><query xmlns='urn:example:ok' a='b'>ok<\/query><\/iq>/, 'forwarded as the client wrote it');
   });
 
   t.test('backend down: remote-connection-failed', async (t) => {

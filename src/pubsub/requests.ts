@@ -48,9 +48,9 @@ export function mySubscriptions(service: string | undefined, node?: string): Ele
   return iq('get', service, xml('pubsub', { xmlns: NS_PUBSUB }, xml('subscriptions', node ? { node } : {})));
 }
 
-/** §8.1 create a node with a configuration. */
-export function createNode(node: string, config: Fields): Element {
-  return iq('set', undefined, xml('pubsub', { xmlns: NS_PUBSUB }, xml('create', { node }), xml('configure', null, submitForm(FORM_NODE_CONFIG, config))));
+/** §8.1 create a node with a configuration (on `service`; default: the account's own PEP). */
+export function createNode(node: string, config: Fields, service?: string): Element {
+  return iq('set', service, xml('pubsub', { xmlns: NS_PUBSUB }, xml('create', { node }), xml('configure', null, submitForm(FORM_NODE_CONFIG, config))));
 }
 
 /** §8.2 configure a node (owner). */
@@ -59,19 +59,19 @@ export function configureNode(node: string, config: Fields): Element {
 }
 
 /** §8.8.2 modify subscriptions (owner): each [jid, 'subscribed' | 'none' | ...]. */
-export function setSubscriptions(node: string, entries: Array<[string, string]>): Element {
+export function setSubscriptions(node: string, entries: Array<[string, string]>, service?: string): Element {
   return iq(
     'set',
-    undefined,
+    service,
     xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('subscriptions', { node }, ...entries.map(([jid, subscription]) => xml('subscription', { jid, subscription })))),
   );
 }
 
 /** §8.9.2 modify affiliations (owner): each [jid, 'member' | 'none' | ...]. */
-export function setAffiliations(node: string, entries: Array<[string, string]>): Element {
+export function setAffiliations(node: string, entries: Array<[string, string]>, service?: string): Element {
   return iq(
     'set',
-    undefined,
+    service,
     xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('affiliations', { node }, ...entries.map(([jid, affiliation]) => xml('affiliation', { jid, affiliation })))),
   );
 }

@@ -22,6 +22,7 @@ import { itemsOfResult } from '../pubsub/events.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
+import { NODE_DELIVERED } from './chat-nodes.js';
 import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
@@ -60,6 +61,10 @@ export class Account {
   contactPresence: Map<string, Map<string, Element>> | undefined;
   /** the client sent initial presence and has not gone unavailable */
   available = false;
+  /** the user's other connected resources, as the backend's presence between its sessions says */
+  connected: Set<string> | undefined;
+  /** the priority of the client's last broadcast presence (RFC 6121 §4.7.2.3) */
+  priority = 0;
   /** presence probes in progress, and the resources notifications told about meanwhile (presence.ts) */
   probing = 0;
   touched: Set<string> | undefined;
@@ -155,7 +160,7 @@ export class Account {
 
   /** Create our nodes where missing; subscribe the owner where the backend needs it. */
   private async ensureNodes(budget: RetryBudget): Promise<void> {
-    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX];
+    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED];
     let existing = new Set<string>();
     try {
       const res = await budget.run('list nodes', () => this.ctx.request(ps.discoItems(this.bare)));
@@ -319,7 +324,16 @@ export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks, 
     fromBackend(s, ctx) {
       if (s.name !== 'presence' || s.attrs.type === 'error') return false;
       const from = s.attrs.from;
-      return from !== undefined && bareOf(from).toLowerCase() === ctx.bare;
+      if (from === undefined || bareOf(from).toLowerCase() !== ctx.bare) return false;
+      // what it does tell: which of the user's resources are connected (RFC 6121 §8.5.3 delivers a
+      // message to a connected full JID even before that resource sends presence)
+      const slash = from.indexOf('/');
+      if (slash !== -1 && hasAccount(ctx)) {
+        const a = accountOf(ctx);
+        if (s.attrs.type === 'unavailable') a.connected?.delete(from.slice(slash + 1));
+        else if (s.attrs.type === undefined) (a.connected ??= new Set()).add(from.slice(slash + 1));
+      }
+      return true;
     },
   };
 }

@@ -1,7 +1,9 @@
 // The ordered rule table. The first rule to claim a stanza wins; a stanza nobody claims passes
-// through unchanged. MUC (§5) and one-to-one chat (§6) come later.
+// through unchanged. MUC (§5) comes later.
 import type { BackendName } from '../backends/profile.js';
 import { accountRule } from './account.js';
+import { carbonsRule } from './carbons.js';
+import { chatOnAvailable, chatRule, type ChatOptions } from './chat.js';
 import { directedPresenceRule } from './directed-presence.js';
 import type { RetryPolicy } from './retry.js';
 import { pingRule } from './ping.js';
@@ -17,9 +19,12 @@ export interface RuleOptions {
   backend?: BackendName | 'auto';
   /** how the login setup retries the backend's transient errors (default SETUP_RETRY; tests shorten it) */
   setupRetry?: RetryPolicy;
+  /** one pubsub service for every domain's chat nodes (default: pubsub.<the recipient's domain>) */
+  pubsubService?: string;
 }
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
+  const chat: ChatOptions = options.pubsubService ? { pubsubService: options.pubsubService } : {};
   return [
     // login: profile, nodes, roster (first: the others need it); roster changes and initial presence
     // reach the others through the hooks (shared by all sessions: nothing registered per session).
@@ -28,9 +33,11 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     // that ignores presence from non-contacts would otherwise never see them go.
     accountRule(options.backend ?? 'auto', {
       change: [presenceOnChange, rosterOnChange, subscriptionOnChange],
-      available: [subscriptionOnAvailable],
+      available: [subscriptionOnAvailable, chatOnAvailable(chat)],
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
+    carbonsRule, //                                         XEP-0280 (the copies come from §6)
+    chatRule(chat), //                                      §6 one-to-one messages
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions
     directedPresenceRule, //                                RFC 6121 §4.6 (through the backend's routing)

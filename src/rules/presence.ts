@@ -150,6 +150,8 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   }
   const initial = !account.available;
   account.available = true; // before publishing: the node's echo is this resource's own presence
+  const priority = Number(client.getChildText('priority') ?? 0);
+  account.priority = Number.isInteger(priority) ? priority : 0;
   upstreamCaps(account, client.getChild('c', NS_CAPS));
   await publishPresence(account, payload);
   if (!initial) return;

@@ -26,6 +26,14 @@ export interface Rule {
   onClose?(ctx: RuleContext): void | Promise<void>;
 }
 
+/** The proxy's service account on the backend (creates and owns nodes on pubsub components). */
+export interface ServiceRequester {
+  /** its bound full JID */
+  readonly jid: string;
+  readonly bare: string;
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
+}
+
 export interface RuleContext {
   /** the bound full JID, as the backend assigned it */
   readonly jid: JID;
@@ -38,6 +46,8 @@ export interface RuleContext {
   readonly log: Logger;
   /** per-session state of each rule, keyed by rule name */
   readonly state: Map<string, unknown>;
+  /** the service account, where one is configured */
+  readonly service?: ServiceRequester;
   /** send to the client (in order with everything else sent to it) */
   toClient(el: Element): void;
   /** send to the backend (in order with everything else sent to it) */

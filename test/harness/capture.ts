@@ -1,6 +1,8 @@
 // A recording TCP relay between the proxy and a backend's plaintext port: the tests read exactly
 // what the backend received (e.g. that a deep stanza, or a legacy roster iq, never got there).
 import net from 'node:net';
+import { Tokenizer } from '../../src/stream/tokenizer.js';
+import type { Stanza } from '../../src/stream/stanza.js';
 
 export interface Capture {
   port: number;
@@ -53,4 +55,21 @@ export async function startCapture(host: string, port: number): Promise<Capture>
         server.close(() => resolve());
       }),
   };
+}
+
+/** Every top-level element the proxy sent to the backend, parsed with the proxy's own tokenizer. */
+export function upstreamElements(cap: Capture): Stanza[] {
+  const out: Stanza[] = [];
+  const bytes = Buffer.from(cap.toBackend(), 'utf8').toString('latin1');
+  // the capture holds several connections' streams back to back: split at each stream header
+  for (const part of bytes.split(/(?=<\?xml )/)) {
+    if (!part.trim()) continue;
+    const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: (s) => out.push(s), onStreamEnd: () => undefined }, { maxSize: 1 << 24, maxDepth: 1000 });
+    try {
+      tk.write(part);
+    } catch {
+      /* a stream cut short by a closed connection */
+    }
+  }
+  return out;
 }

@@ -1,0 +1,98 @@
+// XEP-0207 §6 on the backend: where one-to-one messages live, and how a message is stored in an item.
+//
+// One node per direction, on the pubsub service of the recipient's domain (`pubsub.<domain>`, or the
+// one --pubsub-service names for every domain): node `xep207-proxy/chat/<hash of sender and
+// recipient>`, whitelist, the sender a publisher, the recipient a member, both subscribed with their
+// bare JIDs. Listing 18 has one node per pair; one per direction keeps every node that can hold
+// messages for a user on a service derived from the user's own JID, so that the recipient's proxy
+// finds all of them at login with one subscriptions query (fixtures/README.md), and only the sender
+// can write into a node whose name names it as the sender.
+//
+// The node is created on first use by the service account (Prosody lets only a component's admins
+// create nodes there) or, without one, by the sender's own session (ejabberd lets users create nodes
+// on its pubsub service). Names are a deterministic function of the two bare JIDs, so every proxy
+// instance finds the same node.
+import { createHash } from 'node:crypto';
+import type { Element } from 'ltx';
+import type { BackendProfile } from '../backends/profile.js';
+import type { Fields } from '../pubsub/forms.js';
+import * as ps from '../pubsub/requests.js';
+import { xml } from '../stream/xml.js';
+import { NS_CLIENT } from '../xmpp/ns.js';
+import { StanzaError } from '../xmpp/stanza-error.js';
+import type { RuleContext } from './types.js';
+
+export const NODE_CHAT_PREFIX = 'xep207-proxy/chat/';
+/** a user's private PEP node: per incoming chat node, the last message delivered to the user */
+export const NODE_DELIVERED = 'xep207-proxy/delivered';
+export const NS_CHAT = 'urn:xep207-proxy:chat:0';
+
+export function chatNode(sender: string, recipient: string): string {
+  return NODE_CHAT_PREFIX + createHash('sha256').update(`${sender}\n${recipient}`).digest('base64url').slice(0, 32);
+}
+
+export function chatService(recipient: string, override?: string): string {
+  return override ?? `pubsub.${recipient.slice(recipient.indexOf('@') + 1)}`;
+}
+
+export function chatNodeConfig(profile: BackendProfile): Fields {
+  return {
+    'pubsub#access_model': 'whitelist',
+    'pubsub#publish_model': 'publishers',
+    'pubsub#persist_items': '1',
+    'pubsub#max_items': 'max',
+    'pubsub#deliver_payloads': '1',
+    'pubsub#notify_retract': '0',
+    'pubsub#send_last_published_item': 'never',
+    ...profile.extraNodeConfig,
+  };
+}
+
+/**
+ * Create the sender -> recipient node and let both in. The service account owns it where there is
+ * one; otherwise the sender's session does (and is then already more than a publisher).
+ */
+export async function createChatNode(ctx: RuleContext, profile: BackendProfile, service: string, node: string, recipient: string): Promise<void> {
+  const owner = ctx.service ?? ctx;
+  try {
+    await owner.request(ps.createNode(node, chatNodeConfig(profile), service));
+  } catch (err) {
+    if (err instanceof StanzaError && err.condition === 'conflict') return; // another session made it
+    throw err;
+  }
+  const affiliations: Array<[string, string]> = [[recipient, 'member']];
+  if (ctx.service) affiliations.push([ctx.bare, 'publisher']);
+  await owner.request(ps.setAffiliations(node, affiliations, service));
+  await owner.request(ps.setSubscriptions(node, [[ctx.bare, 'subscribed'], [recipient, 'subscribed']], service));
+}
+
+/** The item payload for a client's message: `from` is the bound JID, the send time is kept. */
+export function messagePayload(client: Element, fullJid: string, at: string): Element {
+  const attrs: Record<string, string> = { ...(client.attrs as Record<string, string>), xmlns: NS_CLIENT, from: fullJid };
+  const m = xml('message', attrs);
+  for (const c of client.children) m.children.push(c);
+  m.children.push(xml('sent', { xmlns: NS_CHAT, at }));
+  return m;
+}
+
+export interface StoredMessage {
+  /** ordering key: send time, then item id */
+  key: string;
+  at: string;
+  from: string;
+  to: string;
+  /** the message as the client sent it (our stamp removed, `from` the sender's bound JID) */
+  message: Element;
+}
+
+/** Read a stored message back; undefined if the item is not one. */
+export function storedMessage(id: string, payload: Element | undefined): StoredMessage | undefined {
+  if (!payload || payload.name !== 'message' || typeof payload.attrs.from !== 'string' || typeof payload.attrs.to !== 'string') return undefined;
+  const stamp = payload.getChild('sent', NS_CHAT);
+  const at = (stamp?.attrs.at as string | undefined) ?? '';
+  const attrs: Record<string, string> = { ...(payload.attrs as Record<string, string>) };
+  delete attrs.xmlns;
+  const message = xml('message', attrs);
+  message.children = payload.children.filter((c) => c !== stamp);
+  return { key: `${at} ${id}`, at, from: attrs.from!, to: attrs.to!, message };
+}

@@ -1,0 +1,307 @@
+// XEP-0207 §6: one-to-one messages are pubsub. A client's chat/normal/headline message to another
+// user the backend serves is published to the sender -> recipient node (chat-nodes.ts); the node's
+// notifications become <message/> stanzas again for the recipient's resources, as RFC 6121 §8.5
+// delivers them, and XEP-0280 carbons for the user's other resources (carbons.ts). What was published
+// while the recipient had no available resource is delivered at its next initial presence, once,
+// with a XEP-0203 delay: each user keeps, per incoming node, the key of the last message delivered
+// (a private PEP node), so that any proxy instance agrees on what is still to be delivered.
+//
+// Messages to anyone else (a remote domain, a component, a MUC room, the user's own JID) and
+// error/groupchat messages pass through to the backend unchanged.
+import type { Element } from 'ltx';
+import { randomBytes } from 'node:crypto';
+import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js';
+import * as ps from '../pubsub/requests.js';
+import { xml } from '../stream/xml.js';
+import { bareOf, parseJid } from '../xmpp/jid.js';
+import { NS_PUBSUB } from '../xmpp/ns.js';
+import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { accountOf, hasAccount, type Account } from './account.js';
+import { carbonCopy, carbonsWanted } from './carbons.js';
+import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import type { Rule, RuleContext } from './types.js';
+
+export interface ChatOptions {
+  /** one pubsub service for every domain's chat nodes (default: pubsub.<recipient's domain>) */
+  pubsubService?: string;
+}
+
+const MAPPED_TYPES = new Set([undefined, 'chat', 'normal', 'headline']);
+const NS_DELAY = 'urn:xmpp:delay';
+const NS_HINTS = 'urn:xmpp:hints';
+
+/** Per session: what the chat rule remembers. */
+interface ChatState {
+  /** per incoming node: the key of the last message delivered to the user (any session) */
+  delivered?: Map<string, string>;
+  /** a marker write in flight, and the next one to write (coalesced) */
+  writing?: boolean;
+  pending?: Map<string, string>;
+  /** catching up at initial presence: live items delivered meanwhile (ids) */
+  live?: Set<string>;
+}
+
+const KEY = 'chat';
+
+function stateOf(ctx: RuleContext): ChatState {
+  let s = ctx.state.get(KEY) as ChatState | undefined;
+  if (!s) ctx.state.set(KEY, (s = {}));
+  return s;
+}
+
+/** XEP-0334/XEP-0160: what is worth delivering later (a body, or an explicit store hint). */
+function storable(m: Element): boolean {
+  if (m.getChild('no-store', NS_HINTS) || m.getChild('no-permanent-store', NS_HINTS)) return false;
+  if (m.getChild('store', NS_HINTS)) return true;
+  return m.attrs.type !== 'headline' && m.getChild('body') !== undefined;
+}
+
+function priorityOf(p: Element | undefined): number {
+  const n = Number(p?.getChildText('priority') ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/**
+ * The user's available resources and their priorities (this one included), from the own presence
+ * node as this session sees it.
+ */
+function ownResources(account: Account): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [r, p] of account.contactPresence?.get(account.bare) ?? []) out.set(r, priorityOf(p));
+  if (account.available) out.set(account.ctx.jid.resource, account.priority);
+  return out;
+}
+
+/**
+ * RFC 6121 §8.5: which of the user's resources get a message addressed `to`. A full JID that is
+ * connected gets it alone, available or not (§8.5.3.1); otherwise (bare JID, or a resource that is
+ * gone) every available resource with a non-negative priority (§8.5.2.1.1: "all of them" is one of
+ * the allowed choices; a headline goes to every available resource). None: it waits for the next
+ * initial presence (§8.5.2.2, offline storage).
+ */
+function recipients(account: Account, to: string, type: string | undefined): string[] {
+  const slash = to.indexOf('/');
+  const resource = slash === -1 ? undefined : to.slice(slash + 1);
+  if (resource !== undefined && (resource === account.ctx.jid.resource || account.connected?.has(resource))) return [resource];
+  return [...ownResources(account)].filter(([, prio]) => type === 'headline' || prio >= 0).map(([r]) => r);
+}
+
+/** The message as the client gets it; `delayed`: delivered late, with a XEP-0203 delay of the send time. */
+function legacy(account: Account, m: StoredMessage, delayed: boolean): Element {
+  const out = xml('message', { ...(m.message.attrs as Record<string, string>) });
+  out.children = [...m.message.children];
+  if (delayed) out.children.push(xml('delay', { xmlns: NS_DELAY, from: account.ctx.domain, stamp: m.at }, 'Offline storage'));
+  return out;
+}
+
+/**
+ * A live incoming message: delivered to this session's client if RFC 6121 makes it one of the
+ * recipients, else a received carbon where XEP-0280 asks for one. Returns whether this session keeps
+ * the record of what was delivered (the first of the resources that got it, so that one writes).
+ */
+function deliverIncoming(account: Account, m: StoredMessage): boolean {
+  const ctx = account.ctx;
+  const rs = recipients(account, m.to, m.message.attrs.type as string | undefined);
+  const me = ctx.jid.resource;
+  if (rs.includes(me)) ctx.toClient(legacy(account, m, false));
+  else if (rs.length === 1 && carbonsWanted(ctx, m.message)) ctx.toClient(carbonCopy('received', account.bare, account.full, m.message)); // XEP-0280 §7.3
+  return [...rs].sort()[0] === me;
+}
+
+function markDelivered(account: Account, node: string, key: string): void {
+  const st = stateOf(account.ctx);
+  const delivered = (st.delivered ??= new Map());
+  if ((delivered.get(node) ?? '') >= key) return;
+  delivered.set(node, key);
+  (st.pending ??= new Map()).set(node, key);
+  void flushMarkers(account);
+}
+
+/** Write the delivery markers, one request at a time (later keys replace earlier ones). */
+async function flushMarkers(account: Account): Promise<void> {
+  const st = stateOf(account.ctx);
+  if (st.writing) return;
+  st.writing = true;
+  try {
+    while (st.pending && st.pending.size > 0) {
+      const [node, key] = st.pending.entries().next().value as [string, string];
+      st.pending.delete(node);
+      await account.ctx
+        .request(ps.publish(undefined, NODE_DELIVERED, node, xml('delivered', { xmlns: NS_CHAT, key })))
+        .catch((err: unknown) => account.ctx.log.warn({ err: String(err), node }, 'delivery marker not written'));
+    }
+  } finally {
+    st.writing = false;
+  }
+}
+
+/** A notification of one of the user's chat nodes (incoming or its own outgoing one). */
+function notified(account: Account, service: string, node: string, item: PublishedItem, opts: ChatOptions): void {
+  const m = storedMessage(item.id, item.payload);
+  if (!m) return;
+  const from = bareOf(m.from).toLowerCase();
+  const to = bareOf(m.to).toLowerCase();
+  // the node's name says who may write into it; the backend's publisher stamp, where given, agrees
+  if (node !== chatNode(from, to) || service !== chatService(to, opts.pubsubService)) return;
+  if (item.publisher && bareOf(item.publisher).toLowerCase() !== from) return;
+  const ctx = account.ctx;
+  if (from === account.bare) {
+    // §6's "bcc" of our own message: never an incoming message; the other resources' sent carbon
+    if (m.from !== account.full && account.available && carbonsWanted(ctx, m.message)) ctx.toClient(carbonCopy('sent', account.bare, account.full, m.message));
+    return;
+  }
+  if (to !== account.bare) return;
+  const st = stateOf(ctx);
+  if ((st.delivered?.get(node) ?? '') >= m.key) return;
+  st.live?.add(item.id);
+  if (deliverIncoming(account, m)) markDelivered(account, node, m.key);
+}
+
+/** RFC 6121 §8.5.2.1.1 offline delivery, at initial presence: what no resource got yet, in order. */
+async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
+  const ctx = account.ctx;
+  const st = stateOf(ctx);
+  st.live = new Set();
+  try {
+    const service = chatService(account.bare, opts.pubsubService);
+    const [subs, marks] = await Promise.all([
+      ctx.request(ps.mySubscriptions(service)).catch(() => undefined),
+      ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
+    ]);
+    const delivered = (st.delivered ??= new Map());
+    for (const item of marks ? itemsOfResult(marks) : []) {
+      const key = item.payload?.attrs.key as string | undefined;
+      if (key && (delivered.get(item.id) ?? '') < key) delivered.set(item.id, key);
+    }
+    const nodes = (subs?.getChild('pubsub', NS_PUBSUB)?.getChild('subscriptions')?.getChildren('subscription') ?? [])
+      .filter((s) => (s.attrs.node as string | undefined)?.startsWith(NODE_CHAT_PREFIX) && s.attrs.subscription === 'subscribed')
+      .map((s) => s.attrs.node as string);
+    for (const node of new Set(nodes)) {
+      const res = await ctx.request(ps.items(service, node)).catch(() => undefined);
+      if (!res) continue;
+      const pending = itemsOfResult(res)
+        .map((item) => ({ item, m: storedMessage(item.id, item.payload) }))
+        .filter((x): x is { item: PublishedItem; m: StoredMessage } => {
+          if (!x.m || st.live!.has(x.item.id)) return false;
+          const from = bareOf(x.m.from).toLowerCase();
+          return from !== account.bare && bareOf(x.m.to).toLowerCase() === account.bare && chatNode(from, account.bare) === node && x.m.key > (delivered.get(node) ?? '');
+        })
+        .sort((a, b) => (a.m.key < b.m.key ? -1 : 1));
+      if (pending.length === 0) continue;
+      for (const { m } of pending) if (storable(m.message)) ctx.toClient(legacy(account, m, true));
+      markDelivered(account, node, pending[pending.length - 1]!.m.key);
+    }
+  } finally {
+    st.live = undefined;
+  }
+}
+
+/** Is `domain` served by the backend (so that its users have chat nodes)? One disco#info per domain. */
+function servedBy(ctx: RuleContext, domain: string, cache: Map<string, Promise<boolean>>): Promise<boolean> {
+  if (domain === ctx.domain) return Promise.resolve(true);
+  let p = cache.get(domain);
+  if (!p) {
+    p = ctx.request(ps.discoInfo(domain)).then(
+      (res) => res.getChild('query')?.getChildren('identity').some((i) => i.attrs.category === 'server') ?? false,
+      (err: unknown) => {
+        if (!(err instanceof StanzaError) || err.condition === 'remote-server-timeout') cache.delete(domain); // ask again later
+        return false;
+      },
+    );
+    cache.set(domain, p);
+  }
+  return p;
+}
+
+/**
+ * Conditions of a node creation that mean "this service will not hold chat nodes for us" (no such
+ * service, or no right to create there: Prosody without a service account among the component's
+ * admins). Messages then pass through to the backend's own routing, as before §6.
+ */
+const UNMAPPABLE = new Set(['forbidden', 'not-allowed', 'service-unavailable', 'feature-not-implemented', 'remote-server-not-found', 'item-not-found', 'not-authorized']);
+
+/** Publish the message; false: the recipient's chat service cannot be used (pass the message through). */
+async function publishMessage(account: Account, el: Element, recipient: string, opts: ChatOptions, nodes: Map<string, Promise<boolean>>): Promise<boolean> {
+  const ctx = account.ctx;
+  const service = chatService(recipient, opts.pubsubService);
+  const node = chatNode(account.bare, recipient);
+  const where = `${service} ${node}`;
+  // created first (a conflict says it exists): ejabberd would auto-create the node at a publish,
+  // open and without the recipient
+  let ready = nodes.get(where);
+  if (!ready) {
+    ready = createChatNode(ctx, account.profile, service, node, recipient).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof StanzaError && UNMAPPABLE.has(err.condition)) {
+          // remembered: asking again for every message would not change the answer
+          ctx.log.warn({ service, condition: err.condition }, 'cannot create chat nodes there: messages pass through (a service account may be missing)');
+          return false;
+        }
+        nodes.delete(where); // a transient failure: the next message tries again
+        throw err;
+      },
+    );
+    nodes.set(where, ready);
+  }
+  if (!(await ready)) return false;
+  const at = new Date().toISOString();
+  await ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at)));
+  return true;
+}
+
+export function chatRule(opts: ChatOptions = {}): Rule {
+  // shared by the proxy's sessions: domains the backend serves, nodes known to exist
+  const served = new Map<string, Promise<boolean>>();
+  const nodes = new Map<string, Promise<boolean>>();
+  return {
+    name: 'chat',
+
+    fromClient(s, ctx) {
+      if (s.name !== 'message' || !MAPPED_TYPES.has(s.attrs.type) || !hasAccount(ctx)) return false;
+      const to = parseJid(s.attrs.to);
+      if (!to || !to.local) return false;
+      const recipient = to.bare().toString().toLowerCase();
+      if (recipient === ctx.bare) return false;
+      const account = accountOf(ctx);
+      const el = s.el;
+      return servedBy(ctx, to.domain.toLowerCase(), served).then(async (mapped) => {
+        if (!mapped) return false;
+        try {
+          if (!(await publishMessage(account, el, recipient, opts, nodes))) return false;
+        } catch (err) {
+          const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+          ctx.log.warn({ err: String(err), to: recipient }, 'message not published');
+          // a legacy server's answer: the error comes from the recipient, with the message's id
+          ctx.toClient(errorReply(xml('message', { ...(el.attrs as Record<string, string>), from: account.full }), e, recipient));
+        }
+        return true;
+      });
+    },
+
+    fromBackend(s, ctx) {
+      const ev = eventOf(s);
+      if (!ev || !hasAccount(ctx)) return false;
+      const account = accountOf(ctx);
+      if (ev.node === NODE_DELIVERED && ev.service.toLowerCase() === account.bare) {
+        // another session of the user delivered something: remember how far it got
+        const st = stateOf(ctx);
+        for (const item of ev.items) {
+          const key = item.payload?.attrs.key as string | undefined;
+          if (key && (st.delivered?.get(item.id) ?? '') < key) (st.delivered ??= new Map()).set(item.id, key);
+        }
+        return true;
+      }
+      if (!ev.node.startsWith(NODE_CHAT_PREFIX)) return false;
+      for (const item of ev.items) notified(account, ev.service.toLowerCase(), ev.node, item, opts);
+      return true;
+    },
+  };
+}
+
+/** At initial presence: deliver what arrived while the user had no available resource. */
+export function chatOnAvailable(opts: ChatOptions): (account: Account) => void {
+  return (account) => {
+    void catchUp(account, opts).catch((err: unknown) => account.ctx.log.warn({ err: String(err) }, 'offline messages not delivered'));
+  };
+}
