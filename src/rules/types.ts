@@ -49,8 +49,28 @@ export interface RuleContext {
    */
   request(iq: Element, timeoutMs?: number): Promise<Element>;
   /**
+   * The proxy's service account (--service-jid), for what a user's own session may not do: create
+   * and own nodes on a pubsub component (Prosody lets only the component's admins create nodes).
+   * Absent when no service account is configured.
+   */
+  readonly service?: ServiceRequester;
+  /**
    * End the session: the client gets this stream error, then both legs close (onClose hooks still
    * run). Only for a session that cannot work at all; one failed stanza is a stanza error instead.
    */
   endSession(condition: StreamErrorCondition, text?: string): void;
+}
+
+/** The service account as rules see it: one connection shared by every session of the proxy. */
+export interface ServiceRequester {
+  /** its bound full JID (its bare JID until it has bound once) */
+  readonly jid: string;
+  readonly bare: string;
+  /**
+   * An iq of the proxy's own, sent from the service account, as RuleContext.request: resolves with
+   * the result iq; rejects with a StanzaError (the backend's error, or 'remote-server-timeout' when
+   * no answer came in time, also while the account is disconnected, or 'internal-server-error' when
+   * the backend refuses its login).
+   */
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
 }
