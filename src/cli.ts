@@ -13,8 +13,9 @@ function program(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .addHelpText('after', '\nEvery option can also come from the environment (flags win over the environment, which wins over --config):\n' +
-      OPTIONS.map((o) => `  ${envName(o).padEnd(28)} ${o.flag}`).join('\n'));
+      OPTIONS.map((o) => `  ${envName(o).padEnd(28)} ${o.envOnly ? `(no flag) ${o.description}` : o.flag}`).join('\n'));
   for (const spec of OPTIONS) {
+    if (spec.envOnly) continue; // a secret is never a flag
     // defaults are applied by resolveConfig (after env and file), so they are only shown here
     const shown = spec.default !== undefined && spec.arg ? ` (default: ${spec.default})` : '';
     cmd.addOption(new Option(spec.arg ? `${spec.flag} <${spec.arg}>` : spec.flag, spec.description + shown));

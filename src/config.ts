@@ -3,7 +3,7 @@
 // default and how to read it; the CLI help, the README table and validation all come from it.
 import { readFileSync } from 'node:fs';
 import type { BackendName } from './backends/profile.js';
-import { isDomain } from './xmpp/jid.js';
+import { isDomain, parseJid } from './xmpp/jid.js';
 
 export type UpstreamTlsMode = 'require' | 'prefer' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -33,6 +33,10 @@ export interface Config {
   backend: BackendName | 'auto';
   /** one pubsub service for every domain's chat nodes (default: pubsub.<the recipient's domain>) */
   pubsubService?: string;
+  /** the service account's bare JID (--service-jid); absent: no service account */
+  serviceJid?: string;
+  /** its password (--service-password-file or XEP207_SERVICE_PASSWORD): never logged */
+  servicePassword?: string;
 }
 
 /** A bad value: the CLI prints `error: <flag>: <reason>` and exits 2. */
@@ -53,6 +57,12 @@ interface OptionSpec {
   arg?: string;
   description: string;
   default?: string | boolean;
+  /**
+   * A secret read from the environment only: a flag would show in process lists (and in logs of
+   * whatever started the process), a JSON key invites checking it in. `flag` then only names the
+   * environment variable.
+   */
+  envOnly?: boolean;
 }
 
 /** What the three sources give, before validation: strings and booleans. */
@@ -75,6 +85,9 @@ export interface RawConfig {
   logPretty?: boolean;
   backend?: string;
   pubsubService?: string;
+  serviceJid?: string;
+  servicePasswordFile?: string;
+  servicePassword?: string;
 }
 
 export const OPTIONS: OptionSpec[] = [
@@ -94,6 +107,9 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'headerTimeout', flag: '--header-timeout', arg: 'seconds', description: 'before binding: time to finish the stream header (after connecting, after each restart) and any element once begun (connection-timeout after)', default: '10' },
   { key: 'connectTimeout', flag: '--connect-timeout', arg: 'seconds', description: 'time to reach the backend and open its stream (remote-connection-failed after)', default: '10' },
   { key: 'requestTimeout', flag: '--request-timeout', arg: 'seconds', description: "time the backend has to answer the proxy's own requests", default: '15' },
+  { key: 'serviceJid', flag: '--service-jid', arg: 'jid', description: "the proxy's own account (user@domain), which creates and owns nodes on pubsub components (default: none)" },
+  { key: 'servicePasswordFile', flag: '--service-password-file', arg: 'file', description: "file holding the service account's password (a final line break is not part of it)" },
+  { key: 'servicePassword', flag: '--service-password', arg: 'password', envOnly: true, description: "the service account's password" },
   { key: 'logLevel', flag: '--log-level', arg: 'level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   { key: 'logPretty', flag: '--log-pretty', description: 'human-readable logs instead of JSON lines', default: false },
 ];
@@ -136,6 +152,7 @@ export function fromFile(path: string): RawConfig {
   for (const [k, v] of Object.entries(data)) {
     const spec = OPTIONS.find((o) => o.key === k);
     if (!spec) throw new ConfigError('--config', `unknown key '${k}' in ${path}`);
+    if (spec.envOnly) throw new ConfigError('--config', `'${k}' is read from ${envName(spec)} only (in a file: servicePasswordFile)`);
     if (spec.arg) {
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError('--config', `'${k}' must be a string or number`);
       raw[k] = String(v);
@@ -233,10 +250,45 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     if (!isDomain(merged.pubsubService)) throw new ConfigError('--pubsub-service', `not a service JID (a domain): '${merged.pubsubService}'`);
     config.pubsubService = merged.pubsubService.toLowerCase();
   }
+  const service = serviceAccount(merged);
+  if (service) {
+    config.serviceJid = service.jid;
+    config.servicePassword = service.password;
+  }
   if (merged.upstreamCa) config.upstreamCa = merged.upstreamCa;
   if (merged.tlsCert) config.tlsCert = merged.tlsCert;
   if (merged.tlsKey) config.tlsKey = merged.tlsKey;
   return config;
+}
+
+/**
+ * --service-jid and its password, from a file or XEP207_SERVICE_PASSWORD (one of the two). Errors
+ * name the JID and the file, never the password.
+ */
+function serviceAccount(merged: RawConfig): { jid: string; password: string } | undefined {
+  const { serviceJid, servicePasswordFile: file, servicePassword } = merged;
+  if (file !== undefined && servicePassword !== undefined) {
+    throw new ConfigError('--service-password-file', 'the password comes either from this file or from XEP207_SERVICE_PASSWORD, not both');
+  }
+  if (!serviceJid) {
+    if (file !== undefined || servicePassword !== undefined) throw new ConfigError('--service-jid', 'required with a service account password');
+    return undefined;
+  }
+  const jid = parseJid(serviceJid);
+  if (!jid || !jid.local || jid.resource) throw new ConfigError('--service-jid', `expected a bare JID with a localpart (user@domain), got '${serviceJid}'`);
+  let password = servicePassword;
+  if (file !== undefined) {
+    try {
+      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError('--service-password-file', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (password === '') throw new ConfigError('--service-password-file', `${file} is empty`);
+  }
+  if (!password) throw new ConfigError('--service-jid', 'needs a password: --service-password-file file or XEP207_SERVICE_PASSWORD');
+  // SASL PLAIN separates its fields with NUL: a password cannot hold one
+  if (password.includes('\0')) throw new ConfigError(file !== undefined ? '--service-password-file' : 'XEP207_SERVICE_PASSWORD', 'the password holds a NUL character');
+  return { jid: jid.toString(), password };
 }
 
 /** A Config for programmatic use (tests, embedding) with defaults filled in. */

@@ -1,11 +1,13 @@
-// Listeners and the set of live sessions: one Session per accepted client socket, and the shutdown
-// that sends every client <system-shutdown/> before the process exits.
+// Listeners and the set of live sessions: one Session per accepted client socket, the service
+// account they share (--service-jid), and the shutdown that sends every client <system-shutdown/>
+// before the process exits.
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { defaultRules, type Rule } from './rules/index.js';
+import { ServiceAccount } from './service/account.js';
 import { Session, ruleTable, type RuleTable } from './session/session.js';
 
 export interface ProxyOptions {
@@ -15,8 +17,13 @@ export interface ProxyOptions {
   rules?: Rule[];
 }
 
+/** The service account's polite close is bounded too (its socket is destroyed ~2 s later anyway). */
+const SERVICE_CLOSE_MS = 500;
+
 export class Proxy {
   readonly sessions = new Set<Session>();
+  /** the service account, when --service-jid is configured */
+  readonly service: ServiceAccount | undefined;
   private server: net.Server | undefined;
   private readonly rules: RuleTable;
   private readonly secureContext: tls.SecureContext | undefined;
@@ -30,6 +37,10 @@ export class Proxy {
         ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })
         : undefined;
     this.upstreamCa = config.upstreamCa ? readFileSync(config.upstreamCa) : undefined;
+    this.service =
+      config.serviceJid && config.servicePassword
+        ? new ServiceAccount({ config, jid: config.serviceJid, password: config.servicePassword, log: opts.log, ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}) })
+        : undefined;
   }
 
   get log(): Logger {
@@ -52,10 +63,13 @@ export class Proxy {
             listen: `${addr.address}:${addr.port}`,
             upstream: `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
             clientTls: this.secureContext ? (config.requireTls ? 'required' : 'offered') : 'none',
+            ...(this.service ? { serviceAccount: this.service.bare } : {}),
           },
           'listening',
         );
         if (!this.secureContext) log.warn('no --tls-cert: clients connect in plaintext (fine for an in-pod sidecar, not on a network)');
+        // not awaited: sessions (§3, §4) work without it; the account logs its failure and retries
+        this.service?.start().catch(() => undefined);
         resolve(addr);
       });
     });
@@ -68,12 +82,16 @@ export class Proxy {
       log: this.opts.log,
       ...(this.secureContext ? { secureContext: this.secureContext } : {}),
       ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
+      ...(this.service ? { service: this.service } : {}),
       onGone: (s) => this.sessions.delete(s),
     });
     this.sessions.add(session);
   }
 
-  /** Stop accepting, send <system-shutdown/> to every client, wait (bounded) for the sessions to end. */
+  /**
+   * Stop accepting, send <system-shutdown/> to every client, wait (bounded) for the sessions to end,
+   * then close the service account (after the sessions: their onClose hooks may still use it).
+   */
   async close(graceMs = 3000): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -81,6 +99,8 @@ export class Proxy {
     const all = Promise.all([...this.sessions].map((s) => s.shutdown()));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    if (this.service) await Promise.race([this.service.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, SERVICE_CLOSE_MS)))]);
     clearTimeout(timer);
     await Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, 100))]);
   }

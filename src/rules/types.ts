@@ -26,14 +26,6 @@ export interface Rule {
   onClose?(ctx: RuleContext): void | Promise<void>;
 }
 
-/** The proxy's service account on the backend (creates and owns nodes on pubsub components). */
-export interface ServiceRequester {
-  /** its bound full JID */
-  readonly jid: string;
-  readonly bare: string;
-  request(iq: Element, timeoutMs?: number): Promise<Element>;
-}
-
 export interface RuleContext {
   /** the bound full JID, as the backend assigned it */
   readonly jid: JID;
@@ -46,8 +38,6 @@ export interface RuleContext {
   readonly log: Logger;
   /** per-session state of each rule, keyed by rule name */
   readonly state: Map<string, unknown>;
-  /** the service account, where one is configured */
-  readonly service?: ServiceRequester;
   /** send to the client (in order with everything else sent to it) */
   toClient(el: Element): void;
   /** send to the backend (in order with everything else sent to it) */
@@ -59,8 +49,28 @@ export interface RuleContext {
    */
   request(iq: Element, timeoutMs?: number): Promise<Element>;
   /**
+   * The proxy's service account (--service-jid), for what a user's own session may not do: create
+   * and own nodes on a pubsub component (Prosody lets only the component's admins create nodes).
+   * Absent when no service account is configured.
+   */
+  readonly service?: ServiceRequester;
+  /**
    * End the session: the client gets this stream error, then both legs close (onClose hooks still
    * run). Only for a session that cannot work at all; one failed stanza is a stanza error instead.
    */
   endSession(condition: StreamErrorCondition, text?: string): void;
+}
+
+/** The service account as rules see it: one connection shared by every session of the proxy. */
+export interface ServiceRequester {
+  /** its bound full JID (its bare JID until it has bound once) */
+  readonly jid: string;
+  readonly bare: string;
+  /**
+   * An iq of the proxy's own, sent from the service account, as RuleContext.request: resolves with
+   * the result iq; rejects with a StanzaError (the backend's error, or 'remote-server-timeout' when
+   * no answer came in time, also while the account is disconnected, or 'internal-server-error' when
+   * the backend refuses its login).
+   */
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
 }

@@ -172,7 +172,11 @@ export class BackendLeg implements StreamEvents {
     else this.pendingSocket?.destroy();
   }
 
-  private expect(match: (s: Stanza) => boolean): Promise<Stanza> {
+  /**
+   * The next element that matches (the others go to onBackendElement meanwhile): one at a time. It
+   * rejects with BackendUnavailable if the stream ends first. The service account's login uses it too.
+   */
+  expect(match: (s: Stanza) => boolean): Promise<Stanza> {
     return new Promise((resolve, reject) => {
       this.waiter = { match, resolve, reject };
     });

@@ -2,7 +2,7 @@
 // prototype) rather than an object of closures: it exists once per session, so it should be small.
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
-import type { RuleContext } from '../rules/types.js';
+import type { RuleContext, ServiceRequester } from '../rules/types.js';
 import type { StreamErrorCondition } from '../stream/errors.js';
 import type { JID } from '../xmpp/jid.js';
 
@@ -24,6 +24,7 @@ export class SessionContext implements RuleContext {
     readonly jid: JID,
     readonly domain: string,
     readonly sessionId: string,
+    readonly service?: ServiceRequester,
   ) {
     this.bare = jid.bare().toString();
   }

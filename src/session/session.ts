@@ -18,7 +18,7 @@ import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
 import { StreamError, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
-import type { Rule } from '../rules/types.js';
+import type { Rule, ServiceRequester } from '../rules/types.js';
 import { parseJid, isDomain, type JID } from '../xmpp/jid.js';
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from '../xmpp/ns.js';
 import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
@@ -60,6 +60,8 @@ export interface SessionDeps {
   secureContext?: tls.SecureContext;
   /** CA for the backend's certificate */
   upstreamCa?: Buffer;
+  /** the proxy's service account, for the rules (RuleContext.service) */
+  service?: ServiceRequester;
   /** called once when the session is completely gone */
   onGone?(session: Session): void;
 }
@@ -401,7 +403,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.log.setBindings({ jid: jid.toString() });
     this.log.info('bound');
     const rules = this.deps.rules;
-    const ctx = new SessionContext(this, jid, this.domain, this.id);
+    const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service);
     this.ctx = ctx;
     this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this);
     this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this);

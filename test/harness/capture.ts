@@ -1,5 +1,6 @@
 // A recording TCP relay between the proxy and a backend's plaintext port: the tests read exactly
-// what the backend received (e.g. that a deep stanza, or a legacy roster iq, never got there).
+// what the backend received (e.g. that a deep stanza, or a legacy roster iq, never got there), and
+// can break the connections through it (drop, freeze) as a network would.
 import net from 'node:net';
 import { Tokenizer } from '../../src/stream/tokenizer.js';
 import type { Stanza } from '../../src/stream/stanza.js';
@@ -10,6 +11,10 @@ export interface Capture {
   toBackend(): string;
   /** everything the backend sent back */
   fromBackend(): string;
+  /** cut every current connection (as a network failure would), and go on accepting new ones */
+  drop(): void;
+  /** stop forwarding on every current connection without closing it (a half-open connection) */
+  freeze(): void;
   stop(): Promise<void>;
 }
 
@@ -49,6 +54,13 @@ export async function startCapture(host: string, port: number): Promise<Capture>
     port: (server.address() as net.AddressInfo).port,
     toBackend: () => Buffer.concat(up).toString('utf8'),
     fromBackend: () => Buffer.concat(down).toString('utf8'),
+    drop: () => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    freeze: () => {
+      for (const s of sockets) s.pause();
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

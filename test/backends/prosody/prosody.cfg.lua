@@ -44,5 +44,9 @@ VirtualHost "capulet.lit"
 VirtualHost "montague.lit"
 
 -- only a component's admins may create nodes there (BACKENDS.md): the proxy's service account
+-- (SERVICE_USER in test/harness/proxy.ts is proxy@capulet.lit)
 Component "pubsub.capulet.lit" "pubsub"
   admins = { "proxy@capulet.lit" }
+
+Component "pubsub.montague.lit" "pubsub"
+  admins = { "proxy@montague.lit", "proxy@capulet.lit" }
