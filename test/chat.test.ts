@@ -1,0 +1,162 @@
+// XEP-0207 §6 on both backends with @xmpp/client: one-to-one messages through pubsub nodes, delivery
+// as RFC 6121 §8.5 says, offline delivery once at the next initial presence, carbons (XEP-0280), two
+// proxy instances; and the backend's captured stream shows that no message to a user went through its
+// own routing.
+import t from 'tap';
+import type { Element } from 'ltx';
+import { startEjabberd } from './harness/ejabberd.js';
+import { startProsody } from './harness/prosody.js';
+import { SERVICE_CONFIG, SERVICE_USER, startTestProxy, type RunningProxy } from './harness/proxy.js';
+import { startCapture, upstreamElements } from './harness/capture.js';
+import { waitFor, xml } from './harness/xmpp.js';
+import type { Backend } from './harness/common.js';
+import { sessions, type Client } from './harness/roster.js';
+
+const PASSWORD = 'secret';
+const USERS: Array<[string, string, string]> = [
+  ['juliet', 'capulet.lit', PASSWORD],
+  ['nurse', 'capulet.lit', PASSWORD],
+  ['romeo', 'montague.lit', PASSWORD],
+  ['paris', 'capulet.lit', PASSWORD], // never logs in before a message is left for him
+];
+const JULIET = 'juliet@capulet.lit';
+const ROMEO = 'romeo@montague.lit';
+const NS_CARBONS = 'urn:xmpp:carbons:2';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const bodies = (c: Client, from?: string) =>
+  c.received.filter((s: Element) => s.name === 'message' && s.getChild('body') && (from === undefined || s.attrs.from === from)).map((s: Element) => s.getChildText('body'));
+const isBody = (text: string) => (s: Element) => s.name === 'message' && s.getChildText('body') === text;
+const isCarbon = (kind: 'sent' | 'received', text: string) => (s: Element) =>
+  s.name === 'message' && s.getChild(kind, NS_CARBONS)?.getChild('forwarded', 'urn:xmpp:forward:0')?.getChild('message')?.getChildText('body') === text;
+
+async function enableCarbons(c: Client): Promise<void> {
+  await c.iqCaller.request(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS_CARBONS })));
+}
+
+for (const kind of ['ejabberd', 'prosody'] as const) {
+  t.test(`one-to-one messages via pubsub on ${kind}`, async (t) => {
+    const backend: Backend = kind === 'ejabberd' ? await startEjabberd({ users: USERS }) : await startProsody({ users: [...USERS, SERVICE_USER] });
+    t.teardown(() => backend.stop());
+    const cap = await startCapture(backend.host, backend.port);
+    t.teardown(() => cap.stop());
+    // ejabberd lets users create the chat nodes; Prosody only a component's admin: the service account
+    const config = { upstreamTls: 'off' as const, ...(kind === 'prosody' ? SERVICE_CONFIG : {}) };
+    const proxy: RunningProxy = await startTestProxy({ host: '127.0.0.1', port: cap.port }, config);
+    t.teardown(() => proxy.stop());
+    const other: RunningProxy = await startTestProxy({ host: '127.0.0.1', port: cap.port }, config);
+    t.teardown(() => other.stop());
+    const { login, online } = sessions(t, PASSWORD, () => proxy);
+    for (const [u, d] of USERS.slice(0, 3)) await (await login(u, d, 'first')).stop();
+
+    t.test('online: to the bare JID and to a full JID, payload and id kept, no echo to the sender', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      const romeo = await login('romeo', 'montague.lit', 'orchard', other);
+      await Promise.all([online(juliet), online(romeo)]);
+      await juliet.send(xml('message', { to: ROMEO, type: 'chat', id: 'm1' }, xml('body', {}, 'Wherefore art thou? <&>'), xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }), xml('origin-id', { xmlns: 'urn:xmpp:sid:0', id: 'o-1' })));
+      const got = await waitFor(romeo, isBody('Wherefore art thou? <&>'));
+      t.equal(got.attrs.from, `${JULIET}/balcony`, "from the sender's full JID");
+      t.equal(got.attrs.type, 'chat');
+      t.equal(got.attrs.id, 'm1', 'id kept');
+      t.ok(got.getChild('active', 'http://jabber.org/protocol/chatstates'), 'chat state kept');
+      t.equal(got.getChild('origin-id', 'urn:xmpp:sid:0')?.attrs.id, 'o-1', 'XEP-0359 id kept');
+      t.notOk(got.getChild('delay', 'urn:xmpp:delay'), 'no delay when online');
+      await romeo.send(xml('message', { to: `${JULIET}/balcony`, type: 'chat', id: 'm2' }, xml('body', {}, 'By a name I know not')));
+      const back = await waitFor(juliet, isBody('By a name I know not'));
+      t.equal(back.attrs.from, `${ROMEO}/orchard`);
+      t.equal(back.attrs.to, `${JULIET}/balcony`);
+      await sleep(500);
+      t.same(bodies(juliet, `${JULIET}/balcony`), [], 'the sender never sees its own message as incoming');
+      t.same(bodies(romeo), ['Wherefore art thou? <&>'], 'each message once');
+      await Promise.all([juliet.stop(), romeo.stop()]);
+    });
+
+    t.test('offline: delivered at the next initial presence, in order, once, with a delay', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      for (const n of [1, 2, 3]) await juliet.send(xml('message', { to: ROMEO, type: 'chat', id: `off${n}` }, xml('body', {}, `offline ${n}`)));
+      await juliet.send(xml('message', { to: ROMEO, type: 'chat' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })));
+      await sleep(500);
+      const romeo = await login('romeo', 'montague.lit', 'orchard', other);
+      await sleep(300);
+      t.same(bodies(romeo), [], 'nothing before initial presence');
+      await online(romeo);
+      await waitFor(romeo, isBody('offline 3'));
+      await sleep(300);
+      t.same(bodies(romeo), ['offline 1', 'offline 2', 'offline 3'], 'in order, each once');
+      const first = romeo.received.find(isBody('offline 1'))!;
+      t.equal(first.attrs.from, `${JULIET}/balcony`);
+      t.equal(first.attrs.id, 'off1');
+      t.ok(first.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp, 'a XEP-0203 delay with the send time');
+      t.notOk(romeo.received.some((s: Element) => s.name === 'message' && s.getChild('composing', 'http://jabber.org/protocol/chatstates')), 'a bare chat state is not kept for later');
+      const second = await login('romeo', 'montague.lit', 'mobile');
+      await online(second);
+      await sleep(1000);
+      t.same(bodies(second), [], 'a resource logging in later does not get them again');
+      await Promise.all([juliet.stop(), romeo.stop(), second.stop()]);
+    });
+
+    t.test('a recipient who never logged in through the proxy gets its messages at its first login', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      await juliet.send(xml('message', { to: 'paris@capulet.lit', type: 'chat', id: 'p1' }, xml('body', {}, 'Thursday is too soon')));
+      await sleep(500);
+      t.notOk(juliet.received.some((s: Element) => s.name === 'message' && s.attrs.type === 'error'), 'accepted, no error');
+      const paris = await login('paris', 'capulet.lit', 'church');
+      await online(paris);
+      const got = await waitFor(paris, isBody('Thursday is too soon'), 8000);
+      t.equal(got.attrs.from, `${JULIET}/balcony`);
+      await Promise.all([juliet.stop(), paris.stop()]);
+    });
+
+    t.test('carbons: sent copies for the other resources, received copies for a message to one resource', async (t) => {
+      const a = await login('juliet', 'capulet.lit', 'A');
+      const b = await login('juliet', 'capulet.lit', 'B', other);
+      const x = await login('romeo', 'montague.lit', 'X');
+      const y = await login('romeo', 'montague.lit', 'Y', other);
+      await Promise.all([online(a), online(b), online(x), online(y)]);
+      const info = await a.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+      t.ok(info.getChild('query')!.getChildren('feature').some((f: Element) => f.attrs.var === NS_CARBONS), 'the server advertises carbons');
+      await Promise.all([enableCarbons(a), enableCarbons(b), enableCarbons(x), enableCarbons(y)]);
+      await a.send(xml('message', { to: `${ROMEO}/X`, type: 'chat' }, xml('body', {}, 'to X only')));
+      await waitFor(x, isBody('to X only'));
+      const sent = await waitFor(b, isCarbon('sent', 'to X only'));
+      t.equal(sent.attrs.from, JULIET, "a sent carbon from the user's bare JID");
+      const inner = sent.getChild('sent', NS_CARBONS)!.getChild('forwarded')!.getChild('message')!;
+      t.equal(inner.attrs.from, `${JULIET}/A`);
+      t.equal(inner.attrs.to, `${ROMEO}/X`);
+      const received = await waitFor(y, isCarbon('received', 'to X only'));
+      t.equal(received.attrs.from, ROMEO, 'a received carbon for the other resource');
+      await sleep(500);
+      t.notOk(a.received.some(isCarbon('sent', 'to X only')), 'the sending resource gets no copy');
+      t.same(bodies(y), [], 'Y did not get the message itself');
+      await a.send(xml('message', { to: ROMEO, type: 'chat' }, xml('body', {}, 'private one'), xml('private', { xmlns: NS_CARBONS })));
+      await waitFor(x, isBody('private one'));
+      await waitFor(y, isBody('private one'));
+      await sleep(500);
+      t.notOk(b.received.some(isCarbon('sent', 'private one')), '<private/> is not copied');
+      await b.iqCaller.request(xml('iq', { type: 'set' }, xml('disable', { xmlns: NS_CARBONS })));
+      await a.send(xml('message', { to: ROMEO, type: 'chat' }, xml('body', {}, 'after disable')));
+      await waitFor(x, isBody('after disable'));
+      await sleep(500);
+      t.notOk(b.received.some(isCarbon('sent', 'after disable')), 'no copies after disable');
+      await Promise.all([a.stop(), b.stop(), x.stop(), y.stop()]);
+    });
+
+    t.test('a message to a domain the backend does not serve passes through (the backend answers)', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      await juliet.send(xml('message', { to: 'friar@verona.invalid', type: 'chat', id: 'far1' }, xml('body', {}, 'far away')));
+      const err = await waitFor(juliet, (s: Element) => s.name === 'message' && s.attrs.type === 'error' && s.attrs.id === 'far1');
+      t.ok(err.getChild('error'), `the backend's error (${err.getChild('error')?.children.map((c) => (typeof c === 'string' ? c : c.name)).join(',')})`);
+      await juliet.stop();
+    });
+
+    t.test('the backend never routed a message to a user itself', async (t) => {
+      const elements = upstreamElements(cap);
+      const toUsers = elements.filter((s) => s.name === 'message' && /^(romeo@montague\.lit|paris@capulet\.lit|juliet@capulet\.lit)/.test(s.attrs.to ?? ''));
+      t.same(toUsers.map((s) => s.raw.slice(0, 100)), [], 'no <message/> to a user on the backend leg');
+      t.ok(elements.some((s) => s.name === 'iq' && s.raw.includes('xep207-proxy/chat/') && s.raw.includes('<publish')), 'published to chat nodes instead');
+    });
+  });
+}
