@@ -29,18 +29,13 @@
 // item a-i to juliet's open-publish node, then juliet's retract of a-i and romeo's publish of b-i go
 // out together: b-i is listed but cannot be retracted in 49 of 50 rounds (0 of 50 one after the other,
 // and 0 of 50 on Prosody).
-import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import t from 'tap';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
-import { CERTS, ROOT, ensurePackage, type Backend } from './harness/common.js';
+import type { Backend } from './harness/common.js';
+import { completed, ensurePythonStacks, report, runPy, type PyRun } from './harness/python.js';
 
-/** Debian's interpreter: the one with python3-slixmpp and python3-aioxmpp (not a pyenv python3 on PATH) */
-const PYTHON = '/usr/bin/python3';
-const CLIENTS = join(ROOT, 'test', 'clients');
-const DIST = '/usr/lib/python3/dist-packages';
 const PASSWORD = 'secret';
 
 const JULIET = 'juliet@capulet.lit';
@@ -71,74 +66,9 @@ interface SlixItem {
   resources: Record<string, { show: string; status: string }>;
 }
 
-interface Ev {
-  event: string;
-  client?: string | null;
-  [key: string]: unknown;
-}
-
-interface PyRun {
-  code: number | null;
-  events: Ev[];
-  stderr: string;
-  /** the first event of that name (and client, and other fields) */
-  get(event: string, match?: Record<string, unknown>): Ev | undefined;
-  all(event: string, match?: Record<string, unknown>): Ev[];
-}
-
-/** XEP207_PY_DEBUG=1: the libraries' debug logs on stderr (shown on failure); XEP207_PY_EVENTS=1: every event in the TAP output */
-const debug = !!process.env.XEP207_PY_DEBUG;
-const showEvents = !!process.env.XEP207_PY_EVENTS;
-
-function runPy(script: string, args: string[], timeoutS = 90): Promise<PyRun> {
-  const argv = [join(CLIENTS, script), ...args, '--password', PASSWORD, '--ca', join(CERTS, 'ca.pem'), '--timeout', String(timeoutS), ...(debug ? ['--debug'] : [])];
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    // the script ends itself after timeoutS; this only catches a hung interpreter
-    const killer = setTimeout(() => child.kill('SIGKILL'), (timeoutS + 30) * 1000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      const events: Ev[] = [];
-      for (const line of out.split('\n')) {
-        if (!line.trim()) continue;
-        try {
-          events.push(JSON.parse(line) as Ev);
-        } catch {
-          err += `\n(unparsed stdout) ${line}`;
-        }
-      }
-      const matches = (e: Ev, event: string, m: Record<string, unknown>) => e.event === event && Object.entries(m).every(([k, v]) => e[k] === v);
-      resolve({
-        code,
-        events,
-        stderr: err,
-        get: (event, m = {}) => events.find((e) => matches(e, event, m)),
-        all: (event, m = {}) => events.filter((e) => matches(e, event, m)),
-      });
-    });
-  });
-}
-
 /** Run a slixmpp scenario; its roles are ROLE=JID. */
 function slix(port: number, scenario: string, roles: Record<string, string>): Promise<PyRun> {
-  return runPy('slixmpp_roster.py', [scenario, '127.0.0.1', String(port), ...Object.entries(roles).flatMap(([r, j]) => ['--jid', `${r}=${j}`])]);
-}
-
-/** The run succeeded as a whole: every step happened in time. */
-function completed(t: Test, r: PyRun): void {
-  const timeout = r.get('timeout') ?? r.get('failed');
-  t.notOk(timeout, timeout ? `step not reached: ${JSON.stringify(timeout)}` : 'every step happened in time');
-  t.equal(r.code, 0, 'python exit status 0');
-}
-
-/** After a subtest's assertions: if any failed, everything the clients printed goes to the TAP output. */
-function report(t: Test, r: PyRun): void {
-  if (!t.passing() || showEvents) t.comment(r.events.map((e) => JSON.stringify(e)).join('\n') + '\n' + r.stderr.slice(-6000));
+  return runPy('slixmpp_roster.py', PASSWORD, [scenario, '127.0.0.1', String(port), ...Object.entries(roles).flatMap(([r, j]) => ['--jid', `${r}=${j}`])]);
 }
 
 /** slixmpp's roster object (or the server's result) at a checkpoint */
@@ -146,8 +76,7 @@ function rosterAt<T>(r: PyRun, event: 'roster' | 'roster_result', client: string
   return ((r.get(event, { client, at })?.items ?? {}) as Record<string, T>);
 }
 
-ensurePackage(join(DIST, 'slixmpp', '__init__.py'), ['python3-slixmpp']);
-ensurePackage(join(DIST, 'aioxmpp', '__init__.py'), ['python3-aioxmpp']);
+ensurePythonStacks();
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`python client stacks: presence, subscriptions and roster on ${kind}`, async (t) => {
@@ -266,7 +195,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
 
     t.test('aioxmpp: RosterClient, PresenceClient and PresenceServer', async (t) => {
       // Juliet follows Benvolio since the slixmpp scenarios ('to'); the nurse denied her ('none')
-      const r = await runPy('aioxmpp_roster.py', ['contacts', '127.0.0.1', String(port), '--jid', `J=${JULIET}`, '--jid', `C=${BENVOLIO}`]);
+      const r = await runPy('aioxmpp_roster.py', PASSWORD, ['contacts', '127.0.0.1', String(port), '--jid', `J=${JULIET}`, '--jid', `C=${BENVOLIO}`]);
       completed(t, r);
       const initial = (r.get('initial_roster', { client: 'J' })?.items ?? {}) as Record<string, StanzaItem>;
       t.same(initial[BENVOLIO] && [initial[BENVOLIO].subscription, initial[BENVOLIO].ask], ['to', null], 'initial roster: Benvolio, to');

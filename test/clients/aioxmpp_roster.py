@@ -36,7 +36,7 @@ import aioxmpp.connector
 import aioxmpp.security_layer
 
 from aioxmpp_common import make_security_layer
-from common import EventLog, StepTimeout, emit, scenario_args
+from common import EventLog, StepTimeout, emit, guarded, scenario_args
 
 PROFILE = {
     'J': ('balcony', aioxmpp.PresenceShow.AWAY, 'At the balcony'),
@@ -167,16 +167,7 @@ def main():
 
     async def run():
         parties = {role: Party(role, jid, args) for role, jid in jids.items()}
-        ok = False
-        try:
-            await asyncio.wait_for(SCENARIOS[args.scenario](parties, jids), args.timeout)
-            ok = True
-        except StepTimeout as e:
-            emit(event='timeout', client=e.client, waiting_for=e.what)
-        except asyncio.TimeoutError:
-            emit(event='timeout', client=None, waiting_for='the whole scenario')
-        except Exception as e:  # noqa: BLE001
-            emit(event='failed', error=f'{type(e).__name__}: {e}')
+        ok = await guarded(SCENARIOS[args.scenario](parties, jids), args.timeout)
         for party in parties.values():
             try:
                 await asyncio.wait_for(party.stop(), 5)

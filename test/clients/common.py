@@ -82,3 +82,33 @@ class EventLog:
 
     def mark(self):
         return len(self.events)
+
+
+async def guarded(scenario, timeout):
+    """Run a scenario coroutine within `timeout`; True if it finished, else the reason is printed."""
+    try:
+        await asyncio.wait_for(scenario, timeout)
+        return True
+    except StepTimeout as e:
+        emit(event='timeout', client=e.client, waiting_for=e.what)
+    except asyncio.TimeoutError:
+        emit(event='timeout', client=None, waiting_for='the whole scenario')
+    except Exception as e:  # noqa: BLE001
+        emit(event='failed', error=f'{type(e).__name__}: {e}')
+    return False
+
+
+def run_scenarios(description, scenarios, stack, make_client):
+    """The main() of a multi-client scenario script: parse the arguments, make one client per ROLE
+    (make_client(role, jid, args, options)), run the scenario within --timeout, stop every client,
+    print {"event": "done"} and exit 0 if every step happened in time, 1 otherwise."""
+    args, jids = scenario_args(description, scenarios, stack)
+    fn, options = scenarios[args.scenario]
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    clients = {role: make_client(role, jid, args, options.get(role, {})) for role, jid in jids.items()}
+
+    ok = loop.run_until_complete(guarded(fn(clients, jids), args.timeout))
+    loop.run_until_complete(asyncio.gather(*(c.stop() for c in clients.values())))
+    emit(event='done', ok=ok)
+    sys.exit(0 if ok else 1)

@@ -47,7 +47,7 @@ import sys
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from common import EventLog, StepTimeout, emit, scenario_args
+from common import EventLog, StepTimeout, run_scenarios
 
 # what each role is, where a scenario does not say otherwise: resource, show, status
 PROFILE = {
@@ -303,29 +303,7 @@ SCENARIOS = {
 }
 
 def main():
-    args, jids = scenario_args(__doc__.split('\n')[0], SCENARIOS, 'slixmpp')
-    fn, options = SCENARIOS[args.scenario]
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    clients = {role: Client(role, jid, args.password, args, **options.get(role, {})) for role, jid in jids.items()}
-
-    async def run():
-        try:
-            await asyncio.wait_for(fn(clients, jids), args.timeout)
-            return True
-        except StepTimeout as e:
-            emit(event='timeout', client=e.client, waiting_for=e.what)
-        except asyncio.TimeoutError:
-            emit(event='timeout', client=None, waiting_for='the whole scenario')
-        except Exception as e:  # noqa: BLE001
-            emit(event='failed', error=f'{type(e).__name__}: {e}')
-        return False
-
-    ok = loop.run_until_complete(run())
-    loop.run_until_complete(asyncio.gather(*(c.stop() for c in clients.values())))
-    emit(event='done', ok=ok)
-    sys.exit(0 if ok else 1)
+    run_scenarios(__doc__.split('\n')[0], SCENARIOS, 'slixmpp', lambda role, jid, args, options: Client(role, jid, args.password, args, **options))
 
 
 if __name__ == '__main__':
