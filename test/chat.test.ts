@@ -143,6 +143,33 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([a.stop(), b.stop(), x.stop(), y.stop()]);
     });
 
+    t.test('RFC 6121 §8.5: priorities, a full JID that is gone, only negative priorities online', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      const x = await login('romeo', 'montague.lit', 'X');
+      const z = await login('romeo', 'montague.lit', 'Z', other);
+      await online(x, xml('priority', {}, '1'));
+      await online(z, xml('priority', {}, '-1'));
+      await sleep(500); // each sees the other's presence (own presence node)
+      await juliet.send(xml('message', { to: ROMEO, type: 'chat' }, xml('body', {}, 'to the bare JID')));
+      await waitFor(x, isBody('to the bare JID'));
+      await juliet.send(xml('message', { to: `${ROMEO}/gone`, type: 'chat' }, xml('body', {}, 'to a gone resource')));
+      await waitFor(x, isBody('to a gone resource'));
+      t.pass('a bare JID and a gone full JID reach the non-negative resource');
+      await sleep(500);
+      t.same(bodies(z), [], 'a negative priority gets nothing addressed to the bare JID');
+      await x.stop();
+      await sleep(500);
+      await juliet.send(xml('message', { to: ROMEO, type: 'chat' }, xml('body', {}, 'only negative online')));
+      await sleep(800);
+      t.same(bodies(z), [], 'with only a negative priority online the message waits (offline storage)');
+      const w = await login('romeo', 'montague.lit', 'W');
+      await online(w);
+      const late = await waitFor(w, isBody('only negative online'));
+      t.ok(late.getChild('delay', 'urn:xmpp:delay'), 'and is delivered, delayed, at the next initial presence');
+      await Promise.all([juliet.stop(), z.stop(), w.stop()]);
+    });
+
     t.test('a message to a domain the backend does not serve passes through (the backend answers)', async (t) => {
       const juliet = await login('juliet', 'capulet.lit', 'balcony');
       await online(juliet);

@@ -8,6 +8,7 @@ import { parseElement, xml } from '../src/stream/xml.js';
 import { NODE_INBOX, NODE_ROSTER } from '../src/rules/account.js';
 import { toStored, newEntry } from '../src/rules/roster-item.js';
 import { bind, canon, listing, offer, recordingContext, type Recorder } from './harness/recorder.js';
+import { StanzaError } from '../src/xmpp/stanza-error.js';
 
 const PS = 'http://jabber.org/protocol/pubsub';
 
@@ -248,4 +249,19 @@ t.test('a chat item whose sender does not match its node is dropped', async (t) 
   await online(romeo);
   t.ok(await offer(romeo.rules, romeo.rec, forged, 'backend'), 'claimed');
   t.equal(romeo.rec.toClient.length, 0, 'the node names juliet as its only writer: nothing delivered');
+});
+
+t.test('a publish the backend refuses: a message error to the sender, with the message id', async (t) => {
+  const rules = defaultRules();
+  const rec = recordingContext('juliet@capulet.lit/balcony', {
+    answer: (iq) => (iq.getChild('pubsub', PS)?.getChild('publish')?.attrs.node?.toString().startsWith('xep207-proxy/chat/') ? new StanzaError('not-acceptable', 'too big') : undefined),
+  });
+  await bind(rules, rec);
+  await online({ rules, rec });
+  t.ok(await offer(rules, rec, xml('message', { to: 'romeo@montague.lit', type: 'chat', id: 'm9' }, xml('body', {}, 'x')), 'client'), 'claimed');
+  await new Promise((r) => setImmediate(r));
+  const err = rec.toClient.find((e) => e.name === 'message' && e.attrs.type === 'error');
+  t.equal(err?.attrs.id, 'm9', "the message's id");
+  t.equal(err?.attrs.from, 'romeo@montague.lit', 'from the recipient, as a legacy server reports it');
+  t.ok(err?.getChild('error')?.getChild('not-acceptable', 'urn:ietf:params:xml:ns:xmpp-stanzas'), "the backend's condition");
 });
