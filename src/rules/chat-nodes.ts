@@ -66,6 +66,17 @@ export async function createChatNode(ctx: RuleContext, profile: BackendProfile, 
   await owner.request(ps.setSubscriptions(node, [[ctx.bare, 'subscribed'], [recipient, 'subscribed']], service));
 }
 
+let lastStamp = 0;
+
+/**
+ * The send time of a message, strictly increasing within the process: items are ordered by it, and
+ * messages a client sends in the same millisecond must keep their order.
+ */
+export function sendStamp(now = Date.now()): string {
+  lastStamp = Math.max(now, lastStamp + 1);
+  return new Date(lastStamp).toISOString();
+}
+
 /** The item payload for a client's message: `from` is the bound JID, the send time is kept. */
 export function messagePayload(client: Element, fullJid: string, at: string): Element {
   const attrs: Record<string, string> = { ...(client.attrs as Record<string, string>), xmlns: NS_CLIENT, from: fullJid };

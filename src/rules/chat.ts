@@ -18,7 +18,7 @@ import { NS_PUBSUB } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount, type Account } from './account.js';
 import { carbonCopy, carbonsWanted } from './carbons.js';
-import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
 import type { Rule, RuleContext } from './types.js';
 
 export interface ChatOptions {
@@ -196,21 +196,50 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
   }
 }
 
-/** Is `domain` served by the backend (so that its users have chat nodes)? One disco#info per domain. */
-function servedBy(ctx: RuleContext, domain: string, cache: Map<string, Promise<boolean>>): Promise<boolean> {
-  if (domain === ctx.domain) return Promise.resolve(true);
-  let p = cache.get(domain);
-  if (!p) {
-    p = ctx.request(ps.discoInfo(domain)).then(
-      (res) => res.getChild('query')?.getChildren('identity').some((i) => i.attrs.category === 'server') ?? false,
-      (err: unknown) => {
-        if (!(err instanceof StanzaError) || err.condition === 'remote-server-timeout') cache.delete(domain); // ask again later
-        return false;
-      },
-    );
-    cache.set(domain, p);
+/**
+ * Answers the proxy asks the backend once (is a domain served, does a node exist): the promise while
+ * the question is open, the value once it is known, so that the common case decides at once.
+ */
+class Answers {
+  private readonly open = new Map<string, Promise<boolean>>();
+  private readonly known = new Map<string, boolean>();
+
+  now(key: string): boolean | undefined {
+    return this.known.get(key);
   }
-  return p;
+
+  /** `ask` rejecting (a transient failure) leaves the question open for the next time. */
+  get(key: string, ask: () => Promise<boolean>): Promise<boolean> {
+    const v = this.known.get(key);
+    if (v !== undefined) return Promise.resolve(v);
+    let p = this.open.get(key);
+    if (!p) {
+      p = ask().then(
+        (value) => {
+          this.known.set(key, value);
+          this.open.delete(key);
+          return value;
+        },
+        (err: unknown) => {
+          this.open.delete(key);
+          throw err;
+        },
+      );
+      this.open.set(key, p);
+    }
+    return p;
+  }
+}
+
+/** Is `domain` served by the backend (so that its users have chat nodes)? One disco#info per domain. */
+function askServed(ctx: RuleContext, domain: string): Promise<boolean> {
+  return ctx.request(ps.discoInfo(domain)).then(
+    (res) => res.getChild('query')?.getChildren('identity').some((i) => i.attrs.category === 'server') ?? false,
+    (err: unknown) => {
+      if (!(err instanceof StanzaError) || err.condition === 'remote-server-timeout') throw err; // ask again later
+      return false;
+    },
+  );
 }
 
 /**
@@ -220,40 +249,34 @@ function servedBy(ctx: RuleContext, domain: string, cache: Map<string, Promise<b
  */
 const UNMAPPABLE = new Set(['forbidden', 'not-allowed', 'service-unavailable', 'feature-not-implemented', 'remote-server-not-found', 'item-not-found', 'not-authorized']);
 
-/** Publish the message; false: the recipient's chat service cannot be used (pass the message through). */
-async function publishMessage(account: Account, el: Element, recipient: string, opts: ChatOptions, nodes: Map<string, Promise<boolean>>): Promise<boolean> {
-  const ctx = account.ctx;
-  const service = chatService(recipient, opts.pubsubService);
-  const node = chatNode(account.bare, recipient);
-  const where = `${service} ${node}`;
-  // created first (a conflict says it exists): ejabberd would auto-create the node at a publish,
-  // open and without the recipient
-  let ready = nodes.get(where);
-  if (!ready) {
-    ready = createChatNode(ctx, account.profile, service, node, recipient).then(
-      () => true,
-      (err: unknown) => {
-        if (err instanceof StanzaError && UNMAPPABLE.has(err.condition)) {
-          // remembered: asking again for every message would not change the answer
-          ctx.log.warn({ service, condition: err.condition }, 'cannot create chat nodes there: messages pass through (a service account may be missing)');
-          return false;
-        }
-        nodes.delete(where); // a transient failure: the next message tries again
-        throw err;
-      },
-    );
-    nodes.set(where, ready);
-  }
-  if (!(await ready)) return false;
-  const at = new Date().toISOString();
-  await ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at)));
-  return true;
+/**
+ * Make the sender -> recipient node (once per proxy): false if the service cannot hold it. Created
+ * before the first publish (a conflict says it exists): ejabberd would auto-create the node at a
+ * publish, open and without the recipient.
+ */
+function askNode(account: Account, service: string, node: string, recipient: string): Promise<boolean> {
+  return createChatNode(account.ctx, account.profile, service, node, recipient).then(
+    () => true,
+    (err: unknown) => {
+      if (err instanceof StanzaError && UNMAPPABLE.has(err.condition)) {
+        // remembered: asking again for every message would not change the answer
+        account.ctx.log.warn({ service, condition: err.condition }, 'cannot create chat nodes there: messages pass through (a service account may be missing)');
+        return false;
+      }
+      throw err; // a transient failure: the next message tries again
+    },
+  );
+}
+
+function publishMessage(account: Account, el: Element, service: string, node: string): Promise<Element> {
+  const at = sendStamp();
+  return account.ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at)));
 }
 
 export function chatRule(opts: ChatOptions = {}): Rule {
   // shared by the proxy's sessions: domains the backend serves, nodes known to exist
-  const served = new Map<string, Promise<boolean>>();
-  const nodes = new Map<string, Promise<boolean>>();
+  const served = new Answers();
+  const nodes = new Answers();
   return {
     name: 'chat',
 
@@ -263,20 +286,37 @@ export function chatRule(opts: ChatOptions = {}): Rule {
       if (!to || !to.local) return false;
       const recipient = to.bare().toString().toLowerCase();
       if (recipient === ctx.bare) return false;
+      const domain = to.domain.toLowerCase();
       const account = accountOf(ctx);
       const el = s.el;
-      return servedBy(ctx, to.domain.toLowerCase(), served).then(async (mapped) => {
-        if (!mapped) return false;
+      const service = chatService(recipient, opts.pubsubService);
+      const node = chatNode(account.bare, recipient);
+      const where = `${service} ${node}`;
+      const failed = (err: unknown) => {
+        const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+        ctx.log.warn({ err: String(err), to: recipient }, 'message not published');
+        // a legacy server's answer: the error comes from the recipient, with the message's id
+        ctx.toClient(errorReply(xml('message', { ...(el.attrs as Record<string, string>), from: account.full }), e, recipient));
+      };
+      const isServed = domain === ctx.domain || served.now(domain);
+      if (isServed === false || nodes.now(where) === false) return false;
+      if (isServed && nodes.now(where)) {
+        // the common case decides at once: the lane does not wait for the publish (requests go out
+        // in order, so order is kept); a refusal comes back as an error later
+        publishMessage(account, el, service, node).catch(failed);
+        return true;
+      }
+      return (async () => {
         try {
-          if (!(await publishMessage(account, el, recipient, opts, nodes))) return false;
+          if (!(domain === ctx.domain || (await served.get(domain, () => askServed(ctx, domain))))) return false;
+          if (!(await nodes.get(where, () => askNode(account, service, node, recipient)))) return false;
+          await publishMessage(account, el, service, node);
         } catch (err) {
-          const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
-          ctx.log.warn({ err: String(err), to: recipient }, 'message not published');
-          // a legacy server's answer: the error comes from the recipient, with the message's id
-          ctx.toClient(errorReply(xml('message', { ...(el.attrs as Record<string, string>), from: account.full }), e, recipient));
+          if (served.now(domain) === undefined && domain !== ctx.domain) return false; // cannot tell: as before §6
+          failed(err);
         }
         return true;
-      });
+      })();
     },
 
     fromBackend(s, ctx) {
