@@ -19,6 +19,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount, type Account } from './account.js';
 import { carbonCopy, carbonsWanted } from './carbons.js';
 import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { servedBy } from './served.js';
 import type { Rule, RuleContext } from './types.js';
 
 export interface ChatOptions {
@@ -194,23 +195,6 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
   } finally {
     st.live = undefined;
   }
-}
-
-/** Is `domain` served by the backend (so that its users have chat nodes)? One disco#info per domain. */
-function servedBy(ctx: RuleContext, domain: string, cache: Map<string, Promise<boolean>>): Promise<boolean> {
-  if (domain === ctx.domain) return Promise.resolve(true);
-  let p = cache.get(domain);
-  if (!p) {
-    p = ctx.request(ps.discoInfo(domain)).then(
-      (res) => res.getChild('query')?.getChildren('identity').some((i) => i.attrs.category === 'server') ?? false,
-      (err: unknown) => {
-        if (!(err instanceof StanzaError) || err.condition === 'remote-server-timeout') cache.delete(domain); // ask again later
-        return false;
-      },
-    );
-    cache.set(domain, p);
-  }
-  return p;
 }
 
 /**
