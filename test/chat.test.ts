@@ -4,12 +4,9 @@
 // own routing.
 import t from 'tap';
 import type { Element } from 'ltx';
-import { startEjabberd } from './harness/ejabberd.js';
-import { startProsody } from './harness/prosody.js';
-import { SERVICE_CONFIG, SERVICE_USER, startTestProxy, type RunningProxy } from './harness/proxy.js';
-import { startCapture, upstreamElements } from './harness/capture.js';
+import { twoProxies } from './harness/two-proxies.js';
+import { upstreamElements } from './harness/capture.js';
 import { waitFor, xml } from './harness/xmpp.js';
-import type { Backend } from './harness/common.js';
 import { sessions, type Client } from './harness/roster.js';
 
 const PASSWORD = 'secret';
@@ -36,16 +33,7 @@ async function enableCarbons(c: Client): Promise<void> {
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`one-to-one messages via pubsub on ${kind}`, async (t) => {
-    const backend: Backend = kind === 'ejabberd' ? await startEjabberd({ users: USERS }) : await startProsody({ users: [...USERS, SERVICE_USER] });
-    t.teardown(() => backend.stop());
-    const cap = await startCapture(backend.host, backend.port);
-    t.teardown(() => cap.stop());
-    // ejabberd lets users create the chat nodes; Prosody only a component's admin: the service account
-    const config = { upstreamTls: 'off' as const, ...(kind === 'prosody' ? SERVICE_CONFIG : {}) };
-    const proxy: RunningProxy = await startTestProxy({ host: '127.0.0.1', port: cap.port }, config);
-    t.teardown(() => proxy.stop());
-    const other: RunningProxy = await startTestProxy({ host: '127.0.0.1', port: cap.port }, config);
-    t.teardown(() => other.stop());
+    const { cap, proxy, other } = await twoProxies(t, kind, USERS);
     const { login, online } = sessions(t, PASSWORD, () => proxy);
     for (const [u, d] of USERS.slice(0, 3)) await (await login(u, d, 'first')).stop();
 

@@ -307,9 +307,9 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.send(xml('presence', { to: 'paris@verona.invalid', type: 'subscribe', id: 'far1' }));
       const far = await waitFor(juliet, (s) => s.name === 'presence' && s.attrs.type === 'error' && s.attrs.from === 'paris@verona.invalid');
       t.ok(far.getChild('error')!.getChild('remote-server-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'a domain the backend cannot reach: remote-server-not-found');
-      await juliet.send(xml('presence', { to: 'room@conference.capulet.lit/Juliet', id: 'muc1' }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+      await juliet.send(xml('presence', { to: 'room@conference.verona.invalid/Juliet', id: 'muc1' }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
       const muc = await waitFor(juliet, (s) => s.name === 'presence' && s.attrs.type === 'error' && s.attrs.id === 'muc1');
-      t.ok(muc.getChild('error')!.getChild('service-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'a MUC join (not mapped yet) fails visibly');
+      t.ok(muc.getChild('error')!.getChild('service-unavailable', 'urn:ietf:params:xml:ns:xmpp-stanzas'), "a MUC join to another server's room fails visibly");
       await juliet.send(xml('presence', { to: 'romeo@montague.lit', id: 'dir1' }, xml('status', {}, 'just for you')));
       await new Promise((r) => setTimeout(r, 300));
       t.notOk(juliet.received.some((s: Element) => s.attrs.id === 'dir1'), 'a directed presence to an offline user: no error (delivered through the backend)');

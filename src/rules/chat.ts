@@ -19,6 +19,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount, type Account } from './account.js';
 import { carbonCopy, carbonsWanted } from './carbons.js';
 import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { Answers, askServed } from './served.js';
 import type { Rule, RuleContext } from './types.js';
 
 export interface ChatOptions {
@@ -194,52 +195,6 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
   } finally {
     st.live = undefined;
   }
-}
-
-/**
- * Answers the proxy asks the backend once (is a domain served, does a node exist): the promise while
- * the question is open, the value once it is known, so that the common case decides at once.
- */
-class Answers {
-  private readonly open = new Map<string, Promise<boolean>>();
-  private readonly known = new Map<string, boolean>();
-
-  now(key: string): boolean | undefined {
-    return this.known.get(key);
-  }
-
-  /** `ask` rejecting (a transient failure) leaves the question open for the next time. */
-  get(key: string, ask: () => Promise<boolean>): Promise<boolean> {
-    const v = this.known.get(key);
-    if (v !== undefined) return Promise.resolve(v);
-    let p = this.open.get(key);
-    if (!p) {
-      p = ask().then(
-        (value) => {
-          this.known.set(key, value);
-          this.open.delete(key);
-          return value;
-        },
-        (err: unknown) => {
-          this.open.delete(key);
-          throw err;
-        },
-      );
-      this.open.set(key, p);
-    }
-    return p;
-  }
-}
-
-/** Is `domain` served by the backend (so that its users have chat nodes)? One disco#info per domain. */
-function askServed(ctx: RuleContext, domain: string): Promise<boolean> {
-  return ctx.request(ps.discoInfo(domain)).then(
-    (res) => res.getChild('query')?.getChildren('identity').some((i) => i.attrs.category === 'server') ?? false,
-    (err: unknown) => {
-      if (!(err instanceof StanzaError) || err.condition === 'remote-server-timeout') throw err; // ask again later
-      return false;
-    },
-  );
 }
 
 /**

@@ -1,10 +1,11 @@
 // The ordered rule table. The first rule to claim a stanza wins; a stanza nobody claims passes
-// through unchanged. MUC (§5) comes later.
+// through unchanged.
 import type { BackendName } from '../backends/profile.js';
 import { accountRule } from './account.js';
 import { carbonsRule } from './carbons.js';
 import { chatOnAvailable, chatRule, type ChatOptions } from './chat.js';
 import { directedPresenceRule } from './directed-presence.js';
+import { mucRule } from './muc.js';
 import type { RetryPolicy } from './retry.js';
 import { pingRule } from './ping.js';
 import { presenceOnChange, presenceRule } from './presence.js';
@@ -37,6 +38,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
     carbonsRule, //                                         XEP-0280 (the copies come from §6)
+    mucRule(chat), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
     chatRule(chat), //                                      §6 one-to-one messages
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

@@ -1,0 +1,412 @@
+// XEP-0207 §5: multi-user chat is pubsub. The proxy serves a XEP-0045 service `conference.<D>` for
+// every domain D the backend serves; nothing addressed to it, or to one of its rooms, reaches the
+// backend. A room is a few nodes on the pubsub service of D (muc-nodes.ts): a join (presence to
+// room@service/nick) subscribes the session's full JID and publishes an occupant item; a groupchat
+// message is a publish; the nodes' notifications become the presence and messages a MUC room sends,
+// for every occupant session (the sender included), in the backend's order.
+//
+// Not built yet: moderation (kick, ban, voice), room configuration beyond instant rooms, passwords,
+// members-only rooms, private messages between occupants, nick changes, iqs to occupants, and
+// removing the occupants of a proxy instance that died (README, group chat).
+import type { Element } from 'ltx';
+import { randomBytes } from 'node:crypto';
+import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
+import * as ps from '../pubsub/requests.js';
+import { xml } from '../stream/xml.js';
+import { parseJid, bareOf } from '../xmpp/jid.js';
+import { NS_DISCO_INFO, NS_MUC } from '../xmpp/ns.js';
+import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { accountOf, hasAccount } from './account.js';
+import { chatService, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import {
+  DEFAULT_HISTORY,
+  MUC_SERVICE_PREFIX,
+  NODE_MUC_PREFIX,
+  createRoom,
+  mucDomainOf,
+  occupantPayload,
+  readOccupant,
+  roomNodes,
+  roomOfNode,
+  type Occupant,
+} from './muc-nodes.js';
+import { Answers, servedBy } from './served.js';
+import type { Rule, RuleContext } from './types.js';
+
+export interface MucOptions {
+  /** one pubsub service for every domain's rooms (default: pubsub.<the room's domain>) */
+  pubsubService?: string;
+  /** how many messages a room keeps for joiners (default 20) */
+  history?: number;
+}
+
+const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
+const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
+const NS_DELAY = 'urn:xmpp:delay';
+const ROOM_FEATURES = [NS_MUC, 'muc_open', 'muc_persistent', 'muc_semianonymous', 'muc_unmoderated', 'muc_unsecured'];
+
+/** A room the session is in (or joining). */
+interface Joined {
+  nick: string;
+  /** the pubsub service holding the room's nodes */
+  service: string;
+  /** the room's creator (bare JID), from the meta node */
+  owner: string | undefined;
+  occupants: Map<string, Occupant>;
+  /** notifications that arrived while the join was in progress (delivered after it) */
+  pending: PubsubEvent[] | undefined;
+}
+
+interface MucState {
+  rooms: Map<string, Joined>;
+  /** ids of the client's disco#items to its server (the answer gets the MUC service) */
+  disco: Set<string>;
+}
+
+const KEY = 'muc';
+
+function stateOf(ctx: RuleContext): MucState {
+  let s = ctx.state.get(KEY) as MucState | undefined;
+  if (!s) ctx.state.set(KEY, (s = { rooms: new Map(), disco: new Set() }));
+  return s;
+}
+
+function affiliationOf(j: Joined, jid: string): { affiliation: string; role: string } {
+  return j.owner !== undefined && bareOf(jid).toLowerCase() === j.owner ? { affiliation: 'owner', role: 'moderator' } : { affiliation: 'none', role: 'participant' };
+}
+
+/** An occupant's presence as the room sends it (XEP-0045 §7.2.3); `codes` for the joiner's own. */
+function occupantPresence(room: string, j: Joined, o: Occupant, to: string, codes: string[] = [], unavailable = false): Element {
+  const a = affiliationOf(j, o.jid);
+  const p = xml('presence', { from: `${room}/${o.nick}`, to, ...(unavailable ? { type: 'unavailable' } : {}) });
+  if (!unavailable) p.children.push(...o.presence);
+  p.children.push(xml('x', { xmlns: NS_MUC_USER }, xml('item', { affiliation: a.affiliation, role: unavailable ? 'none' : a.role }), ...codes.map((code) => xml('status', { code }))));
+  return p;
+}
+
+/** A stored groupchat message as an occupant gets it; `delayed`: history, with a XEP-0203 delay. */
+function groupchat(room: string, m: StoredMessage, to: string, delayed: boolean): Element {
+  const out = xml('message', { ...(m.message.attrs as Record<string, string>), to });
+  out.children = [...m.message.children];
+  if (delayed) out.children.push(xml('delay', { xmlns: NS_DELAY, from: room, stamp: m.at }));
+  return out;
+}
+
+/** XEP-0045 §7.2.15: which of the stored messages a joiner asked for (at most `limit`). */
+function historyWanted(messages: StoredMessage[], x: Element | undefined, limit: number): StoredMessage[] {
+  const h = x?.getChild('history');
+  let out = messages;
+  const num = (name: string) => {
+    const v = h?.attrs[name] as string | undefined;
+    const n = v === undefined ? NaN : Number(v);
+    return Number.isFinite(n) && n >= 0 ? n : undefined;
+  };
+  const seconds = num('seconds');
+  if (seconds !== undefined) out = out.filter((m) => Date.parse(m.at) >= Date.now() - seconds * 1000);
+  const since = h?.attrs.since as string | undefined;
+  if (since && !Number.isNaN(Date.parse(since))) out = out.filter((m) => Date.parse(m.at) >= Date.parse(since));
+  const max = Math.min(num('maxstanzas') ?? limit, limit);
+  out = max === 0 ? [] : out.slice(-max);
+  const maxchars = num('maxchars');
+  if (maxchars === 0) return [];
+  if (maxchars !== undefined) {
+    let total = 0;
+    const kept: StoredMessage[] = [];
+    for (const m of [...out].reverse()) {
+      total += m.message.toString().length;
+      if (total > maxchars) break;
+      kept.unshift(m);
+    }
+    out = kept;
+  }
+  return out;
+}
+
+function iqResult(s: { attrs: Record<string, string | undefined> }, ctx: RuleContext, ...children: Element[]): Element {
+  return xml('iq', { type: 'result', id: s.attrs.id ?? '', from: s.attrs.to ?? '', to: ctx.jid.toString() }, ...children);
+}
+
+export function mucRule(opts: MucOptions = {}): Rule {
+  const served = new Answers();
+  const history = opts.history ?? DEFAULT_HISTORY;
+  const serviceFor = (domain: string) => chatService(domain, opts.pubsubService).toLowerCase();
+
+  /** The room's served domain, when `to` is this proxy's MUC service or one of its rooms. */
+  async function ours(ctx: RuleContext, host: string): Promise<string | undefined> {
+    const domain = mucDomainOf(host);
+    if (!domain || !hasAccount(ctx)) return undefined;
+    return (await servedBy(ctx, domain, served)) ? domain : undefined;
+  }
+
+  function deliverEvent(ctx: RuleContext, room: string, j: Joined, ev: PubsubEvent, kind: 'messages' | 'occupants', skip?: Set<string>): void {
+    const me = ctx.jid.toString();
+    if (kind === 'messages') {
+      for (const item of ev.items) {
+        if (skip?.has(item.id)) continue;
+        const m = storedMessage(item.id, item.payload);
+        if (!m || bareOf(m.from).toLowerCase() !== room) continue;
+        ctx.toClient(groupchat(room, m, me, false));
+      }
+      return;
+    }
+    for (const item of ev.items) {
+      const o = readOccupant(item.id, item.payload);
+      if (!o) continue;
+      j.occupants.set(o.nick, o);
+      if (o.jid !== me) ctx.toClient(occupantPresence(room, j, o, me));
+    }
+    for (const nick of ev.retracts) {
+      const o = j.occupants.get(nick);
+      if (!o) continue;
+      j.occupants.delete(nick);
+      if (o.jid !== me) ctx.toClient(occupantPresence(room, j, o, me, [], true));
+    }
+  }
+
+  /** Unsubscribe, and retract our occupant item unless another session holds the nick (a leave, a dropped session). */
+  async function leaveNodes(ctx: RuleContext, room: string, j: Joined, retract: boolean): Promise<void> {
+    const nodes = roomNodes(room);
+    const me = ctx.jid.toString();
+    const holder = j.occupants.get(j.nick);
+    await Promise.all([
+      retract && (holder === undefined || holder.jid === me) ? (ctx.service ?? ctx).request(ps.retract(j.service, nodes.occupants, j.nick)).catch(() => undefined) : undefined,
+      ctx.request(ps.unsubscribe(j.service, nodes.occupants, me)).catch(() => undefined),
+      ctx.request(ps.unsubscribe(j.service, nodes.messages, me)).catch(() => undefined),
+    ]);
+  }
+
+  async function join(ctx: RuleContext, el: Element, room: string, nick: string, domain: string): Promise<void> {
+    const st = stateOf(ctx);
+    const me = ctx.jid.toString();
+    const current = st.rooms.get(room);
+    if (current) {
+      if (current.nick !== nick) {
+        ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), new StanzaError('not-acceptable', 'changing the nick is not supported yet')));
+        return;
+      }
+      if (current.pending) return; // still joining: the join's own presence follows
+      // a presence update in the room
+      await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el)));
+      current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el))!);
+      return;
+    }
+    const service = serviceFor(domain);
+    const nodes = roomNodes(room);
+    const j: Joined = { nick, service, owner: undefined, occupants: new Map(), pending: [] };
+    st.rooms.set(room, j);
+    const fail = (err: unknown) => {
+      st.rooms.delete(room);
+      const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+      ctx.log.warn({ err: String(err), room }, 'join failed');
+      ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), e));
+    };
+    let created: boolean;
+    let occupants: Element, meta: Element, messages: Element;
+    try {
+      created = await createRoom(ctx, accountOf(ctx).profile, service, room, history);
+      await Promise.all([ctx.request(ps.subscribe(service, nodes.occupants, me)), ctx.request(ps.subscribe(service, nodes.messages, me))]);
+      [occupants, meta, messages] = await Promise.all([ctx.request(ps.items(service, nodes.occupants)), ctx.request(ps.items(service, nodes.meta)), ctx.request(ps.items(service, nodes.messages))]);
+    } catch (err) {
+      fail(err);
+      await leaveNodes(ctx, room, j, false);
+      return;
+    }
+    for (const item of itemsOfResult(occupants)) {
+      const o = readOccupant(item.id, item.payload);
+      if (o) j.occupants.set(o.nick, o);
+    }
+    const taken = j.occupants.get(nick);
+    if (taken && bareOf(taken.jid).toLowerCase() !== ctx.bare) {
+      // XEP-0045 §7.2.9: the nick is another user's
+      st.rooms.delete(room);
+      ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), new StanzaError('conflict', 'that nickname is in use', 'cancel')));
+      await leaveNodes(ctx, room, j, false);
+      return;
+    }
+    let subject: StoredMessage | undefined;
+    for (const item of itemsOfResult(meta)) {
+      if (item.id === 'room' && typeof item.payload?.attrs.owner === 'string') j.owner = item.payload.attrs.owner.toLowerCase();
+      if (item.id === 'subject') subject = storedMessage(item.id, item.payload);
+    }
+    if (created) j.owner = ctx.bare;
+    const mine = readOccupant(nick, occupantPayload(me, nick, el))!;
+    try {
+      await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el)));
+    } catch (err) {
+      fail(err);
+      await leaveNodes(ctx, room, j, true);
+      return;
+    }
+    // XEP-0045 §7.2: the others, then the joiner's own presence, the history, the subject
+    for (const o of j.occupants.values()) if (o.nick !== nick && o.jid !== me) ctx.toClient(occupantPresence(room, j, o, me));
+    j.occupants.set(nick, mine);
+    ctx.toClient(occupantPresence(room, j, mine, me, created ? ['110', '201'] : ['110']));
+    const stored = itemsOfResult(messages)
+      .map((item) => ({ id: item.id, m: storedMessage(item.id, item.payload) }))
+      .filter((x): x is { id: string; m: StoredMessage } => x.m !== undefined && x.m.message.getChild('body') !== undefined && bareOf(x.m.from).toLowerCase() === room)
+      .sort((a, b) => (a.m.key < b.m.key ? -1 : 1));
+    for (const m of historyWanted(stored.map((x) => x.m), el.getChild('x', NS_MUC), history)) ctx.toClient(groupchat(room, m, me, true));
+    const subjectEl = subject?.message.getChild('subject');
+    ctx.toClient(xml('message', { type: 'groupchat', from: room, to: me }, subjectEl ?? xml('subject')));
+    // what was notified meanwhile (the history's items excepted)
+    const seen = new Set(stored.map((x) => x.id));
+    const pending = j.pending ?? [];
+    j.pending = undefined;
+    for (const ev of pending) deliverEvent(ctx, room, j, ev, roomOfNode(ev.node)!.kind === 'messages' ? 'messages' : 'occupants', seen);
+  }
+
+  async function leave(ctx: RuleContext, room: string, tell: boolean): Promise<void> {
+    const st = stateOf(ctx);
+    const j = st.rooms.get(room);
+    if (!j) return;
+    st.rooms.delete(room);
+    const me = ctx.jid.toString();
+    if (tell) ctx.toClient(occupantPresence(room, j, j.occupants.get(j.nick) ?? { nick: j.nick, jid: me, presence: [] }, me, ['110'], true));
+    await leaveNodes(ctx, room, j, true);
+  }
+
+  async function sendGroupchat(ctx: RuleContext, el: Element, room: string): Promise<void> {
+    const j = stateOf(ctx).rooms.get(room);
+    const me = ctx.jid.toString();
+    const bounce = (e: StanzaError) => ctx.toClient(errorReply(xml('message', { ...(el.attrs as Record<string, string>), to: room, from: me }), e));
+    if (!j || j.pending) {
+      bounce(new StanzaError('not-acceptable', 'only occupants may send messages to the room'));
+      return;
+    }
+    const nodes = roomNodes(room);
+    const payload = messagePayload(el, `${room}/${j.nick}`, new Date().toISOString());
+    try {
+      if (el.getChild('subject')) await ctx.request(ps.publish(j.service, nodes.meta, 'subject', payload));
+      await ctx.request(ps.publish(j.service, nodes.messages, randomBytes(9).toString('base64url'), payload));
+    } catch (err) {
+      ctx.log.warn({ err: String(err), room }, 'groupchat message not published');
+      bounce(err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
+    }
+  }
+
+  async function iqToService(ctx: RuleContext, s: { attrs: Record<string, string | undefined>; el: Element }, host: string, domain: string): Promise<void> {
+    const query = s.el.getChild('query');
+    if (s.attrs.type === 'get' && query?.attrs.xmlns === NS_DISCO_INFO && !query.attrs.node) {
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, xml('identity', { category: 'conference', type: 'text', name: 'Chatrooms' }), ...[NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS].map((v) => xml('feature', { var: v })))));
+      return;
+    }
+    if (s.attrs.type === 'get' && query?.attrs.xmlns === NS_DISCO_ITEMS && !query.attrs.node) {
+      const res = await ctx.request(ps.discoItems(serviceFor(domain))).catch(() => undefined);
+      const rooms = new Set<string>();
+      for (const item of res?.getChild('query')?.getChildren('item') ?? []) {
+        const r = roomOfNode((item.attrs.node as string | undefined) ?? '');
+        if (r && r.kind === 'messages' && r.room.endsWith(`@${host}`)) rooms.add(r.room);
+      }
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_ITEMS }, ...[...rooms].sort().map((jid) => xml('item', { jid, name: jid.slice(0, jid.indexOf('@')) })))));
+      return;
+    }
+    ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), host));
+  }
+
+  async function iqToRoom(ctx: RuleContext, s: { attrs: Record<string, string | undefined>; el: Element }, room: string, domain: string): Promise<void> {
+    const query = s.el.getChild('query');
+    const ns = query?.attrs.xmlns as string | undefined;
+    if (s.attrs.type === 'get' && ns === NS_DISCO_INFO && !query!.attrs.node) {
+      const exists = await ctx.request(xml('iq', { type: 'get', to: serviceFor(domain) }, xml('query', { xmlns: NS_DISCO_INFO, node: roomNodes(room).messages }))).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) {
+        ctx.toClient(errorReply(s.el, new StanzaError('item-not-found'), room));
+        return;
+      }
+      const name = room.slice(0, room.indexOf('@'));
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, xml('identity', { category: 'conference', type: 'text', name }), ...ROOM_FEATURES.map((v) => xml('feature', { var: v })))));
+      return;
+    }
+    if (s.attrs.type === 'get' && ns === NS_DISCO_ITEMS) {
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_ITEMS })));
+      return;
+    }
+    if (ns === NS_MUC_OWNER) {
+      // an instant room (XEP-0045 §10.1.2): the owner accepts the default configuration
+      if (s.attrs.type === 'set' && query!.getChild('x', 'jabber:x:data')?.attrs.type === 'submit') ctx.toClient(iqResult(s, ctx));
+      else if (s.attrs.type === 'get') ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_MUC_OWNER }, xml('x', { xmlns: 'jabber:x:data', type: 'form' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, 'http://jabber.org/protocol/muc#roomconfig'))))));
+      else ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented', 'room configuration is not supported yet'), room));
+      return;
+    }
+    ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), room));
+  }
+
+  return {
+    name: 'muc',
+
+    fromClient(s, ctx) {
+      if (s.name === 'iq' && s.attrs.type === 'get' && s.attrs.id && s.childNs === NS_DISCO_ITEMS && s.attrs.to?.toLowerCase() === ctx.domain && !s.el.getChild('query')?.attrs.node) {
+        stateOf(ctx).disco.add(s.attrs.id); // the backend answers; fromBackend adds the MUC service
+        return false;
+      }
+      if (s.name === 'presence' && s.attrs.to === undefined && s.attrs.type === 'unavailable') {
+        // broadcast unavailable presence: the user leaves every room (and presence.ts publishes it)
+        const rooms = ctx.state.has(KEY) ? [...stateOf(ctx).rooms.keys()] : [];
+        if (rooms.length === 0) return false;
+        return Promise.all(rooms.map((r) => leave(ctx, r, true))).then(() => false);
+      }
+      const to = s.attrs.to;
+      if (to === undefined || (s.name !== 'presence' && s.name !== 'message' && s.name !== 'iq')) return false;
+      const jid = parseJid(to);
+      if (!jid || !jid.domain.toLowerCase().startsWith(MUC_SERVICE_PREFIX)) return false;
+      const host = jid.domain.toLowerCase();
+      const el = s.el;
+      return ours(ctx, host).then(async (domain) => {
+        if (!domain) return false; // another server's MUC service: the backend answers
+        const type = s.attrs.type;
+        if (type === 'error' || (s.name === 'iq' && type === 'result')) return true;
+        if (!jid.local) {
+          if (s.name === 'iq') await iqToService(ctx, s, host, domain);
+          else ctx.toClient(errorReply(el, new StanzaError('service-unavailable'), host));
+          return true;
+        }
+        const room = `${jid.local.toLowerCase()}@${host}`;
+        const nick = jid.resource;
+        if (s.name === 'presence') {
+          if (type === 'unavailable') await leave(ctx, room, true);
+          else if (type !== undefined) ctx.toClient(errorReply(el, new StanzaError('bad-request', `presence type '${type}'`), to));
+          else if (!nick) ctx.toClient(errorReply(el, new StanzaError('jid-malformed', 'a nickname is needed'), to));
+          else await join(ctx, el, room, nick, domain);
+          return true;
+        }
+        if (s.name === 'iq') {
+          if (nick) ctx.toClient(errorReply(el, new StanzaError('feature-not-implemented', 'iqs to occupants are not supported yet'), to));
+          else await iqToRoom(ctx, s, room, domain);
+          return true;
+        }
+        if (!nick && type === 'groupchat') await sendGroupchat(ctx, el, room);
+        else ctx.toClient(errorReply(el, new StanzaError('feature-not-implemented', nick ? 'private messages are not supported yet' : undefined), to));
+        return true;
+      });
+    },
+
+    fromBackend(s, ctx) {
+      if (s.name === 'iq') {
+        if (s.attrs.type !== 'result' || !s.attrs.id || !ctx.state.has(KEY) || !stateOf(ctx).disco.delete(s.attrs.id)) return false;
+        const el = s.el;
+        const query = el.getChild('query', NS_DISCO_ITEMS);
+        if (!query) return false;
+        const jid = MUC_SERVICE_PREFIX + ctx.domain;
+        if (!query.getChildren('item').some((i) => i.attrs.jid === jid)) query.children.push(xml('item', { jid, name: 'Chatrooms' }));
+        ctx.toClient(el);
+        return true;
+      }
+      const ev = eventOf(s);
+      if (!ev || !ev.node.startsWith(NODE_MUC_PREFIX)) return false;
+      const r = roomOfNode(ev.node);
+      const j = r && ctx.state.has(KEY) ? stateOf(ctx).rooms.get(r.room) : undefined;
+      if (!r || !j || r.kind === 'meta' || ev.service.toLowerCase() !== j.service) return true; // not (or no longer) ours
+      if (j.pending) j.pending.push(ev);
+      else deliverEvent(ctx, r.room, j, ev, r.kind);
+      return true;
+    },
+
+    onClose(ctx) {
+      if (!ctx.state.has(KEY)) return;
+      return Promise.all([...stateOf(ctx).rooms.keys()].map((r) => leave(ctx, r, false))).then(() => undefined);
+    },
+  };
+}

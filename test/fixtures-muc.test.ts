@@ -1,0 +1,72 @@
+// XEP-0207 §5 listings 12-17 (fixtures/xep-0207, corrected as fixtures/README.md says) through the
+// rule code the proxy runs: a join becomes the subscriptions and the occupant item of listing 13, a
+// groupchat message the publish of listing 16, a notification (listing 17) the room's message again.
+import t, { type Test } from 'tap';
+import type { Element } from 'ltx';
+import { defaultRules } from '../src/rules/index.js';
+import { xml } from '../src/stream/xml.js';
+import { bind, canon, listing, offer, recordingContext } from './harness/recorder.js';
+
+const PS = 'http://jabber.org/protocol/pubsub';
+const ROOM = 'characters@conference.capulet.lit';
+
+async function joined(t: Test, jid: string, nick: string) {
+  const rules = defaultRules();
+  const rec = recordingContext(jid);
+  await bind(rules, rec);
+  rec.requests.length = 0;
+  rec.toBackend.length = 0; // the backend leg's own presence at bind
+  const join = nick === 'JC' ? listing(12)[0]! : xml('presence', { to: `${ROOM}/${nick}` });
+  t.ok(await offer(rules, rec, join, 'client'), 'the join is claimed: never passed to the backend');
+  return { rules, rec };
+}
+
+const op = (name: string) => (iq: Element) => iq.getChild('pubsub', PS)?.getChild(name) !== undefined;
+
+t.test('listing 12 (join) -> listing 13 (full-JID subscriptions, no roomnick; the nick in the occupants node)', async (t) => {
+  const s = await joined(t, 'juliet@capulet.lit/balcony', 'JC');
+  const [subMessages, subOccupants, occupant] = listing(13);
+  const subs = s.rec.requests.filter(op('subscribe')).map((iq) => canon(iq));
+  t.same(subs.sort(), [canon(subMessages!), canon(subOccupants!)].sort(), 'both room nodes, the bound full JID');
+  const publishes = s.rec.requests.filter(op('publish')).filter((iq) => iq.getChild('pubsub')!.getChild('publish')!.attrs.node === `xep207-proxy/muc/${ROOM}/occupants`);
+  t.same(publishes.map((iq) => canon(iq)), [canon(occupant!)], 'one occupant item, id = nick');
+  const creates = s.rec.requests.filter(op('create')).map((iq) => iq.getChild('pubsub')!.getChild('create')!.attrs.node);
+  t.same(creates, [`xep207-proxy/muc/${ROOM}`, `xep207-proxy/muc/${ROOM}/occupants`, `xep207-proxy/muc/${ROOM}/meta`], 'the nodes, made at the first join');
+  const self = s.rec.toClient.find((e) => e.name === 'presence' && e.attrs.from === `${ROOM}/JC`)!;
+  const codes = self.getChild('x', 'http://jabber.org/protocol/muc#user')!.getChildren('status').map((c) => c.attrs.code);
+  t.same(codes, ['110', '201'], 'self-presence: this join created the room');
+  t.equal(s.rec.toBackend.length, 0, 'no presence to the backend');
+});
+
+t.test('listing 14 (groupchat) -> listing 16 (publish, from the verified nick)', async (t) => {
+  const s = await joined(t, 'juliet@capulet.lit/balcony', 'JC');
+  s.rec.requests.length = 0;
+  const message = listing(14)[0]!;
+  message.attrs.from = 'tybalt@capulet.lit/forged';
+  t.ok(await offer(s.rules, s.rec, message, 'client'), 'claimed');
+  const publish = s.rec.requests.find(op('publish'))!;
+  const item = publish.getChild('pubsub')!.getChild('publish')!.getChild('item')!;
+  const stamp = item.getChild('message')!.getChild('sent', 'urn:xep207-proxy:chat:0')!.attrs.at as string;
+  const expected = canon(listing(16)[0]!).replace('ITEM', item.attrs.id as string).replace('STAMP', stamp);
+  t.equal(canon(publish), expected, 'listing 16');
+});
+
+t.test('a groupchat message from a non-occupant is refused', async (t) => {
+  const rules = defaultRules();
+  const rec = recordingContext('nurse@capulet.lit/chamber');
+  await bind(rules, rec);
+  rec.requests.length = 0;
+  t.ok(await offer(rules, rec, listing(14)[0]!, 'client'), 'claimed');
+  t.notOk(rec.requests.some(op('publish')), 'nothing published');
+  t.ok(rec.toClient[0]?.getChild('error')?.getChild('not-acceptable'), 'not-acceptable');
+});
+
+t.test('listing 17 (notification) -> listing 15 (the room message for each occupant)', async (t) => {
+  const s = await joined(t, 'romeo@montague.lit/mobile', 'Romeo');
+  s.rec.toClient.length = 0;
+  const [note, legacy] = listing(17);
+  t.ok(await offer(s.rules, s.rec, note!, 'backend'), 'claimed');
+  t.equal(s.rec.toClient.length, 1);
+  t.equal(canon(s.rec.toClient[0]!, ['to']), canon(legacy!, ['side', 'to']), 'from room/nick, the stamp removed');
+  t.equal(s.rec.toClient[0]!.attrs.to, 'romeo@montague.lit/mobile');
+});
