@@ -6,6 +6,7 @@
 //   synthetic  (a) pass-through stanzas per CPU-second, big reads into an in-process sink
 //   ejabberd   (b) relayed stanzas per CPU-second with ejabberd in the loop, added round-trip latency
 //   idle       (c) RSS per idle proxied session at 1k and 5k sessions
+//   chat       (d) §6 chat round trip vs a legacy ejabberd; §5 MUC fan-out over two proxy instances
 // BENCH_QUICK=1 shortens everything (a smoke run, noisier figures). BENCH_STRICT=1 exits 1 when a
 // target is missed. Sizes, durations and diagnostics: see docs/bench.md.
 // Results: a table on stdout, JSON in bench/results/latest.json.
@@ -14,12 +15,13 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { QUICK, RESULTS } from './common.js';
 import { corpus } from './corpus.js';
+import { runChat, type ChatResult } from './chat.js';
 import { runEjabberd, type EjabberdResult } from './ejabberd.js';
 import { runIdle, type IdleResult } from './idle.js';
 import { fmtK, parserTable, runParsers, type VariantResult } from './parsers.js';
 import { runSynthetic, type SyntheticResult } from './synthetic.js';
 
-const SECTIONS = ['parsers', 'synthetic', 'ejabberd', 'idle'] as const;
+const SECTIONS = ['parsers', 'synthetic', 'ejabberd', 'idle', 'chat'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
   let synthetic: SyntheticResult | undefined;
   let ejabberd: EjabberdResult | undefined;
   let idle: IdleResult | undefined;
+  let chat: ChatResult | undefined;
   const rows: Row[] = [];
 
   if (enabled('parsers')) {
@@ -136,6 +139,41 @@ async function main(): Promise<void> {
     log('');
   }
 
+  if (enabled('chat')) {
+    log('(d) §6 and §5 with ejabberd in the loop (plaintext c2s, SASL PLAIN)');
+    chat = await runChat(log);
+    rows.push({
+      figure: '(d) chat round trip p50 (raw: legacy ejabberd)',
+      proxy: us(chat.proxy.p50us).slice(1),
+      raw: us(chat.native.p50us).slice(1),
+      ratio: chat.ratio.toFixed(2),
+      target: '<= 1.5x native',
+      result: chat.ratio <= 1.5 ? 'PASS' : 'FAIL',
+    });
+    rows.push({
+      figure: "(d) the backend's floor: 2 publishes + notifications",
+      proxy: us(chat.floor.p50us).slice(1),
+      raw: us(chat.native.p50us).slice(1),
+      ratio: (chat.floor.p50us / chat.native.p50us).toFixed(2),
+      target: '(what pubsub costs alone)',
+      result: '',
+    });
+    const first = chat.fanOut[0];
+    for (const f of chat.fanOut) {
+      // linear in occupants: the CPU per delivered message does not grow with the room
+      const growth = first ? f.cpuUsPerDelivery / first.cpuUsPerDelivery : 1;
+      rows.push({
+        figure: `(d) MUC ${f.occupants} occupants: last has it p50 / CPU per delivery`,
+        proxy: `${f.p50ms.toFixed(1)} ms / ${f.cpuUsPerDelivery.toFixed(0)} µs`,
+        raw: '',
+        ratio: f === first ? '' : `${growth.toFixed(2)}x of ${first!.occupants}`,
+        target: f === first ? '' : '<= 2x per delivery',
+        result: f === first ? '' : growth <= 2 ? 'PASS' : 'FAIL',
+      });
+    }
+    log('');
+  }
+
   if (parsers) log(parserTable(parsers) + '\n');
   if (rows.length > 0) log(table(rows));
 
@@ -154,6 +192,7 @@ async function main(): Promise<void> {
     synthetic,
     ejabberd,
     idle,
+    chat,
   };
   mkdirSync(RESULTS, { recursive: true });
   const file = join(RESULTS, 'latest.json');

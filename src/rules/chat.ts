@@ -35,9 +35,10 @@ const NS_HINTS = 'urn:xmpp:hints';
 interface ChatState {
   /** per incoming node: the key of the last message delivered to the user (any session) */
   delivered?: Map<string, string>;
-  /** a marker write in flight, and the next one to write (coalesced) */
-  writing?: boolean;
+  /** the marker writes in flight, those still to write (coalesced per node), the timer that writes them */
+  writing?: Promise<void> | undefined;
   pending?: Map<string, string>;
+  timer?: NodeJS.Timeout | undefined;
   /** catching up at initial presence: live items delivered meanwhile (ids) */
   live?: Set<string>;
 }
@@ -109,21 +110,35 @@ function deliverIncoming(account: Account, m: StoredMessage): boolean {
   return [...rs].sort()[0] === me;
 }
 
+/**
+ * How long delivery markers wait to be written: a conversation's messages then cost one marker write
+ * per second and node instead of one each (every write is a publish the backend must process). A
+ * session that closes writes its markers first; a proxy that dies loses at most this much of them
+ * (those messages are delivered again at the next login).
+ */
+export const MARKER_DELAY_MS = 1000;
+
 function markDelivered(account: Account, node: string, key: string): void {
   const st = stateOf(account.ctx);
   const delivered = (st.delivered ??= new Map());
   if ((delivered.get(node) ?? '') >= key) return;
   delivered.set(node, key);
   (st.pending ??= new Map()).set(node, key);
-  void flushMarkers(account);
+  if (st.timer) return;
+  st.timer = setTimeout(() => {
+    st.timer = undefined;
+    void flushMarkers(account);
+  }, MARKER_DELAY_MS);
+  st.timer.unref();
 }
 
 /** Write the delivery markers, one request at a time (later keys replace earlier ones). */
 async function flushMarkers(account: Account): Promise<void> {
   const st = stateOf(account.ctx);
-  if (st.writing) return;
-  st.writing = true;
-  try {
+  clearTimeout(st.timer);
+  st.timer = undefined;
+  if (st.writing) return st.writing;
+  st.writing = (async () => {
     while (st.pending && st.pending.size > 0) {
       const [node, key] = st.pending.entries().next().value as [string, string];
       st.pending.delete(node);
@@ -131,9 +146,8 @@ async function flushMarkers(account: Account): Promise<void> {
         .request(ps.publish(undefined, NODE_DELIVERED, node, xml('delivered', { xmlns: NS_CHAT, key })))
         .catch((err: unknown) => account.ctx.log.warn({ err: String(err), node }, 'delivery marker not written'));
     }
-  } finally {
-    st.writing = false;
-  }
+  })().finally(() => (st.writing = undefined));
+  return st.writing;
 }
 
 /** A notification of one of the user's chat nodes (incoming or its own outgoing one). */
@@ -272,6 +286,10 @@ export function chatRule(opts: ChatOptions = {}): Rule {
         }
         return true;
       })();
+    },
+
+    async onClose(ctx) {
+      if (hasAccount(ctx) && ctx.state.has(KEY)) await flushMarkers(accountOf(ctx));
     },
 
     fromBackend(s, ctx) {

@@ -15,6 +15,8 @@ export interface EjabberdOptions {
   /** users to create, as [user, domain, password] */
   users?: Array<[string, string, string]>;
   loglevel?: 'info' | 'warning' | 'debug' | 'error';
+  /** the config template in test/backends/ejabberd/ (default ejabberd.yml, the pubsub-only one) */
+  template?: string;
 }
 
 export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend> {
@@ -35,7 +37,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
     COOKIE: randomBytes(12).toString('hex'),
     LOGLEVEL: opts.loglevel ?? 'info',
   };
-  fillTemplate(join(TEMPLATES, 'ejabberd.yml'), join(dir, 'ejabberd.yml'), values);
+  fillTemplate(join(TEMPLATES, opts.template ?? 'ejabberd.yml'), join(dir, 'ejabberd.yml'), values);
   fillTemplate(join(TEMPLATES, 'ejabberdctl.cfg'), join(dir, 'ejabberdctl.cfg'), values);
   const ids = systemUser('ejabberd'); // as root, ejabberdctl runs beam as this user
   if (ids) {
