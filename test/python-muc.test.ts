@@ -10,6 +10,8 @@
 //   proxy -> C  <presence type='error' from='verona@conference.capulet.lit/Juliet' to='nurse@capulet.lit/chamber'>
 //                 <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>…</error></presence>
 //   (src/rules/muc.ts builds the error from a new <presence/>, not from the client's join)
+// aioxmpp's Room.leave() sends its unavailable to the bare room JID (not room/nick): the proxy takes
+// it as the leave, and aioxmpp's on_exit gets the own unavailable with 110.
 // slixmpp quirk (not the proxy's): leave_muc forgets the room before the room answers, so the
 // leaver's own unavailable (with 110) reaches no xep_0045 event; the script sees it with a handler.
 import t from 'tap';
@@ -25,6 +27,7 @@ const ROMEO = 'romeo@montague.lit';
 const NURSE = 'nurse@capulet.lit';
 const USERS: Array<[string, string, string]> = [JULIET, ROMEO, NURSE].map((j) => [...(j.split('@') as [string, string]), PASSWORD]);
 const ROOM = 'verona@conference.capulet.lit';
+const BALCONY = 'balcony@conference.capulet.lit';
 
 ensurePythonStacks();
 
@@ -88,6 +91,33 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
         t.equal(r.get('muc_presence', { client: c, nick: 'Nurse', type: 'unavailable' })?.role, 'none', `${c}: the leave with role none`);
       }
       t.same(r.get('left', { client: 'C', nick: 'Nurse' })?.codes, [110], "C's own unavailable with 110");
+      report(t, r);
+    });
+
+    t.test('aioxmpp MUCClient with slixmpp occupants: enter, history, subject, join, messages both ways, leaves', async (t) => {
+      const r = await run('aioxmpp_chat.py', 'muc', { A: JULIET, S: ROMEO, N: NURSE });
+      completed(t, r);
+      t.same(r.get('joined', { client: 'S', room: BALCONY })?.codes, [110, 201], 'S (slixmpp) creates the room');
+      const enter = r.get('muc_enter', { client: 'A', room: BALCONY });
+      t.same([enter?.nick, enter?.codes, enter?.affiliation, enter?.role], ['Juliet', [110], 'none', 'participant'], "A's on_muc_enter: its nick, 110, a participant");
+      const a = r.events.filter((e) => e.client === 'A' && ['muc_join', 'muc_enter', 'muc_message', 'muc_topic'].includes(e.event));
+      t.same(a.slice(0, 4).map((e) => `${e.event}:${e.nick ?? ''}`), ['muc_join:Romeo', 'muc_enter:Juliet', 'muc_message:Romeo', 'muc_topic:'], "A: S's presence (on_join), its own (on_enter), the history (on_message), the subject (on_topic_changed)");
+      const hist = r.get('muc_message', { client: 'A', body: 'It is the east' });
+      t.same([hist?.nick, hist?.id, hist?.delay_from, typeof hist?.delay], ['Romeo', 's1', BALCONY, 'string'], "the history: S's message with its id and a delay from the room");
+      t.equal(r.get('muc_join', { client: 'A', nick: 'Romeo' })?.affiliation, 'owner', 'S is the owner');
+      t.equal(r.get('muc_join', { client: 'A', nick: 'Nurse' })?.role, 'participant', "A's on_join: N joining");
+      // messages both ways
+      const mine = r.all('muc_message', { client: 'A', body: 'O Romeo, Romeo' });
+      t.same(mine.map((m) => [m.is_self, m.id, m.delay]), [[true, 'a1', null]], 'A gets its own message back once, as its own (the member is Room.me)');
+      for (const c of ['S', 'N']) t.same(r.all('groupchat', { client: c, body: 'O Romeo, Romeo' }).map((m) => [m.nick, m.id]), [['Juliet', 'a1']], `${c} gets A's message from A's nick, with its id`);
+      const answer = r.all('muc_message', { client: 'A', body: 'I take thee at thy word' });
+      t.same(answer.map((m) => [m.nick, m.is_self, m.id, m.delay]), [['Romeo', false, 's2', null]], "A gets S's answer once, live");
+      t.ok(r.get('conversation_message', { client: 'A', conversation: BALCONY, member: `${BALCONY}/Romeo`, body: 'I take thee at thy word' }), 'ConversationService.on_message: the room conversation');
+      // leaves
+      t.equal(r.get('muc_leave', { client: 'A', nick: 'Nurse' })?.role, 'none', "A's on_leave: N leaving");
+      t.same(r.get('muc_exit', { client: 'A', room: BALCONY })?.codes, [110], "Room.leave(): A's on_exit with 110");
+      t.equal(r.get('muc_presence', { client: 'S', nick: 'Juliet', type: 'unavailable' })?.role, 'none', 'S sees A go');
+      t.notOk(r.get('muc_failure', { client: 'A' }), 'no on_failure');
       report(t, r);
     });
   });
