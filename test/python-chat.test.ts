@@ -1,5 +1,7 @@
-// §6 with a client stack the proxy's code does not share: slixmpp's own carbons (xep_0280) and delay
-// (xep_0203) plugins, through the proxy, on both backends (Prosody with the service account).
+// §6 with client stacks the proxy's code does not share: slixmpp's own carbons (xep_0280) and delay
+// (xep_0203) plugins (test/clients/slixmpp_chat.py), and aioxmpp 0.13's CarbonsClient with its IM
+// framework (IMDispatcher, p2p conversations; test/clients/aioxmpp_chat.py), through the proxy, on
+// both backends (Prosody with the service account).
 import t from 'tap';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
@@ -45,6 +47,36 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const got = r.all('message', { client: 'C' });
       t.same(got.map((m) => m.body), ['offline 1', 'offline 2'], 'in order, once each');
       t.ok(got.every((m) => typeof m.delay === 'string'), 'each with a XEP-0203 delay (slixmpp xep_0203)');
+      report(t, r);
+    });
+
+    const aio = (scenario: string, roles: Record<string, string>) =>
+      runPy('aioxmpp_chat.py', PASSWORD, [scenario, '127.0.0.1', String(proxy.port), ...Object.entries(roles).flatMap(([r, j]) => ['--jid', `${r}=${j}`])]);
+
+    t.test('aioxmpp: CarbonsClient and the IM dispatcher, a received and a sent carbon', async (t) => {
+      const r = await aio('carbons', { A: JULIET, A2: JULIET, B: ROMEO });
+      completed(t, r);
+      for (const c of ['A', 'A2']) t.ok(r.get('carbons_enabled', { client: c }), `${c}: CarbonsClient.enable() succeeded`);
+      const got = r.all('message', { client: 'A', body: 'Wherefore art thou?' });
+      t.same(got.map((m) => [m.from, m.source, m.sent]), [[`${ROMEO}/orchard`, 'STREAM', false]], "A gets B's message to its full JID once");
+      const rc = r.all('message', { client: 'A2', body: 'Wherefore art thou?' });
+      t.same(rc.map((m) => [m.source, m.sent, m.from, m.to]), [['CARBONS', false, `${ROMEO}/orchard`, `${JULIET}/balcony`]], 'A2: one received carbon of it (IMDispatcher unwrapped it)');
+      const back = r.all('message', { client: 'B', body: 'Deny thy father' });
+      t.same(back.map((m) => [m.from, m.id, m.delay]), [[`${JULIET}/balcony`, 'j1', null]], "B gets A's message once, with its id, live");
+      const sc = r.all('message', { client: 'A2', body: 'Deny thy father' });
+      t.same(sc.map((m) => [m.source, m.sent, m.to]), [['CARBONS', true, ROMEO]], 'A2: one sent carbon of it');
+      t.notOk(r.get('message', { client: 'A', body: 'Deny thy father', source: 'CARBONS' }), 'the sender gets no copy of its own message');
+      t.ok(r.get('conversation_message', { client: 'A2', conversation: ROMEO, body: 'Deny thy father', is_self: true }), "A2's p2p conversation with B shows A's message as its own");
+      t.ok(r.get('conversation_message', { client: 'A2', conversation: ROMEO, body: 'Wherefore art thou?', is_self: false }), "and B's message as B's");
+      report(t, r);
+    });
+
+    t.test('aioxmpp: messages to an offline user, at her next login, with delays', async (t) => {
+      const r = await aio('offline', { A: JULIET, C: NURSE });
+      completed(t, r);
+      const got = r.all('message', { client: 'C' }).filter((m) => typeof m.body === 'string');
+      t.same(got.map((m) => [m.body, m.id, m.from]), [['aioxmpp offline 1', 'o1', `${JULIET}/balcony`], ['aioxmpp offline 2', 'o2', `${JULIET}/balcony`]], 'in order, once each, with their ids');
+      t.ok(got.length > 0 && got.every((m) => typeof m.delay === 'string'), 'each with a XEP-0203 delay (aioxmpp Message.xep0203_delay)');
       report(t, r);
     });
   });

@@ -1,7 +1,13 @@
-"""aioxmpp pieces both aioxmpp scripts use: a security layer that trusts the test CA, optionally
-limited to one SASL mechanism."""
+"""aioxmpp pieces the aioxmpp scripts use: a security layer that trusts the test CA, optionally
+limited to one SASL mechanism; the base of the scenario scripts' parties."""
+import asyncio
+import contextlib
+
 import aioxmpp
+import aioxmpp.connector
 import aioxmpp.security_layer
+
+from common import EventLog, StepTimeout
 
 
 class ForcedMechanismProvider(aioxmpp.security_layer.PasswordSASLProvider):
@@ -39,3 +45,37 @@ def make_security_layer(password, ca, mechanism=None):
         True,  # TLS required
         (ForcedMechanismProvider(password_provider, mechanism=mechanism, max_auth_attempts=1),),
     )
+
+
+class PartyBase(EventLog):
+    """One aioxmpp.Client of a scenario (STARTTLS required, the test CA), recording events. A subclass
+    summons its services and records an 'available' event for its own full JID: start() waits for it
+    (the proxy reflects the resource's own presence)."""
+
+    def __init__(self, role, full_jid, args):
+        self.role = role
+        self.args = args
+        self.events = []
+        self.waiters = []
+        self.client = aioxmpp.Client(
+            aioxmpp.JID.fromstr(full_jid),
+            make_security_layer(args.password, args.ca),
+            override_peer=[(args.host, args.port, aioxmpp.connector.STARTTLSConnector())],
+        )
+        self.stack = contextlib.AsyncExitStack()
+
+    @property
+    def full(self):
+        return str(self.client.local_jid)
+
+    async def start(self):
+        try:
+            await asyncio.wait_for(self.stack.enter_async_context(self.client.connected()), self.args.step_timeout * 2)
+        except asyncio.TimeoutError:
+            raise StepTimeout(self.role, 'login') from None
+        self.note('login', ok=True, jid=self.full)
+        # the proxy reflects the resource's own presence: online for sure
+        await self.wait_event('available', 'own presence reflected', **{'from': self.full})
+
+    async def stop(self):
+        await self.stack.aclose()

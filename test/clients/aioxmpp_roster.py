@@ -28,15 +28,12 @@ Output: JSON lines like slixmpp_roster.py, each with "client" (the ROLE):
 Exit status 0 when every step happened, 1 otherwise.
 """
 import asyncio
-import contextlib
 import sys
 
 import aioxmpp
-import aioxmpp.connector
-import aioxmpp.security_layer
 
-from aioxmpp_common import make_security_layer
-from common import EventLog, StepTimeout, emit, guarded, scenario_args
+from aioxmpp_common import PartyBase
+from common import emit, guarded, scenario_args
 
 PROFILE = {
     'J': ('balcony', aioxmpp.PresenceShow.AWAY, 'At the balcony'),
@@ -62,26 +59,17 @@ def presence_json(stanza):
     }
 
 
-class Party(EventLog):
+class Party(PartyBase):
     """One aioxmpp client with its roster and presence services, recording what they signal."""
 
     def __init__(self, role, jid, args):
         resource, show, status = PROFILE[role]
-        self.role = role
-        self.args = args
-        self.events = []
-        self.waiters = []
-        self.client = aioxmpp.Client(
-            aioxmpp.JID.fromstr(f'{jid}/{resource}'),
-            make_security_layer(args.password, args.ca),
-            override_peer=[(args.host, args.port, aioxmpp.connector.STARTTLSConnector())],
-        )
+        super().__init__(role, f'{jid}/{resource}', args)
         # summoned in this order: the roster is asked for before the initial presence goes out
         self.roster = self.client.summon(aioxmpp.RosterClient)
         self.presence = self.client.summon(aioxmpp.PresenceClient)
         self.server = self.client.summon(aioxmpp.PresenceServer)
         self.server.set_presence(aioxmpp.PresenceState(True, show), status)
-        self.stack = contextlib.AsyncExitStack()
 
         r = self.roster
         r.on_initial_roster_received.connect(lambda: self.note('initial_roster', items=self.items()))
@@ -104,24 +92,6 @@ class Party(EventLog):
     def items(self):
         return {str(j): item_json(i) for j, i in self.roster.items.items()}
 
-
-    # ---- session --------------------------------------------------------------------------------
-
-    @property
-    def full(self):
-        return str(self.client.local_jid)
-
-    async def start(self):
-        try:
-            await asyncio.wait_for(self.stack.enter_async_context(self.client.connected()), self.args.step_timeout * 2)
-        except asyncio.TimeoutError:
-            raise StepTimeout(self.role, 'login') from None
-        self.note('login', ok=True, jid=self.full)
-        # the proxy reflects the resource's own presence: online for sure
-        await self.wait_event('available', 'own presence reflected', **{'from': self.full})
-
-    async def stop(self):
-        await self.stack.aclose()
 
     def snapshot(self, at):
         self.note('roster', at=at, items=self.items())
