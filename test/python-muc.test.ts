@@ -2,14 +2,10 @@
 // slixmpp's own xep_0045 plugin (test/clients/slixmpp_muc.py) and aioxmpp's MUCClient with a slixmpp
 // occupant (test/clients/aioxmpp_chat.py), on both backends (Prosody with the service account).
 //
-// PROXY BUG (both backends): the presence error of a nick conflict (XEP-0045 §7.2.9) lacks the
-// join presence's id (RFC 6120 §8.1.3: a response to a stanza with an id carries that id) and the
-// MUC <x/> of XEP-0045's example 27; slixmpp's xep_0045 matches the error on that <x/> (handler
-// 'presence@type=error/muc_join'), so join_muc_wait never returns (a TODO assertion). Sequence:
-//   C -> proxy  <presence to='verona@conference.capulet.lit/Juliet' id='ed5c…'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='20'/></x></presence>
-//   proxy -> C  <presence type='error' from='verona@conference.capulet.lit/Juliet' to='nurse@capulet.lit/chamber'>
-//                 <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>…</error></presence>
-//   (src/rules/muc.ts builds the error from a new <presence/>, not from the client's join)
+// A nick conflict (XEP-0045 §7.2.9) is answered with the join presence's id (RFC 6120 §8.1.3) and
+// the MUC <x/> of XEP-0045's example 27: slixmpp's xep_0045 matches a join error on that <x/>
+// (handler 'presence@type=error/muc_join'), and join_muc_wait raises PresenceError (both were
+// missing once; found by this test).
 // aioxmpp's Room.leave() sends its unavailable to the bare room JID (not room/nick): the proxy takes
 // it as the leave, and aioxmpp's on_exit gets the own unavailable with 110.
 // slixmpp quirk (not the proxy's): leave_muc forgets the room before the room answers, so the
@@ -64,11 +60,10 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(conflict?.condition, 'conflict', "C's join with A's nick: a presence error, conflict");
       const sent = r.get('sent_presence', { client: 'C', to: `${ROOM}/Juliet` });
       t.ok(sent?.id, "slixmpp's join presence has an id");
-      // PROXY BUG (see the header): the error presence does not carry the join's id
       t.equal(conflict?.id, sent?.id, "the error carries the join presence's id (RFC 6120 §8.1.3)");
-      // interop: without the MUC <x/> in the error, xep_0045 does not see it
+      // interop: xep_0045 recognises the error by its MUC <x/>
       const jerr = r.get('join_error', { client: 'C' });
-      t.equal(jerr?.condition, 'conflict', "join_muc_wait raises PresenceError(conflict)", { todo: 'the proxy\'s error presence has no <x xmlns="http://jabber.org/protocol/muc"/>, which xep_0045 matches on (XEP-0045 example 27 has it)' });
+      t.equal(jerr?.condition, 'conflict', "join_muc_wait raises PresenceError(conflict)");
       // C joins with history
       t.same(joined('C')?.codes, [110], "C's own presence: 110");
       t.same(joined('C')?.occupants, ['Juliet', 'Nurse', 'Romeo'], "C's join_muc_wait: everybody");

@@ -195,11 +195,17 @@ export function mucRule(opts: MucOptions = {}): Rule {
     const nodes = roomNodes(room);
     const j: Joined = { nick, service, owner: undefined, occupants: new Map(), pending: [] };
     st.rooms.set(room, j);
+    // XEP-0045 §7.2.9 ff.: the answer to the join itself (its id, RFC 6120 §8.1.3), with the MUC <x/>
+    // (clients such as slixmpp recognise a join error by it)
+    const refuse = (e: StanzaError) => {
+      const answer = errorReply(xml('presence', { ...(el.attrs as Record<string, string>), to: `${room}/${nick}`, from: me }), e);
+      answer.children.unshift(xml('x', { xmlns: NS_MUC }));
+      ctx.toClient(answer);
+    };
     const fail = (err: unknown) => {
       st.rooms.delete(room);
-      const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
       ctx.log.warn({ err: String(err), room }, 'join failed');
-      ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), e));
+      refuse(err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
     };
     let created: boolean;
     let occupants: Element, meta: Element, messages: Element;
@@ -220,7 +226,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     if (taken && bareOf(taken.jid).toLowerCase() !== ctx.bare) {
       // XEP-0045 §7.2.9: the nick is another user's
       st.rooms.delete(room);
-      ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), new StanzaError('conflict', 'that nickname is in use', 'cancel')));
+      refuse(new StanzaError('conflict', 'that nickname is in use', 'cancel'));
       await leaveNodes(ctx, room, j, false);
       return;
     }
