@@ -9,23 +9,15 @@ import { twoProxies } from './harness/two-proxies.js';
 import { upstreamElements } from './harness/capture.js';
 import { waitFor, xml } from './harness/xmpp.js';
 import { sessions, type Client } from './harness/roster.js';
+import { MUC, MUC_USERS, PASSWORD, codes, itemOf, presenceFrom } from './harness/muc.js';
 
-const PASSWORD = 'secret';
-const USERS: Array<[string, string, string]> = [
-  ['juliet', 'capulet.lit', PASSWORD],
-  ['nurse', 'capulet.lit', PASSWORD],
-  ['romeo', 'montague.lit', PASSWORD],
-];
+const USERS = MUC_USERS;
 const ROOM = 'verona@conference.capulet.lit';
-const MUC = 'http://jabber.org/protocol/muc';
-const MUC_USER = 'http://jabber.org/protocol/muc#user';
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const codes = (p: Element) => (p.getChild('x', MUC_USER)?.getChildren('status') ?? []).map((s: Element) => s.attrs.code as string).sort();
-const itemOf = (p: Element) => p.getChild('x', MUC_USER)?.getChild('item');
-const fromRoom = (nick: string, type?: string) => (s: Element) => s.name === 'presence' && s.attrs.from === `${ROOM}/${nick}` && s.attrs.type === type;
+const fromRoom = presenceFrom(ROOM);
 const groupchat = (body: string) => (s: Element) => s.name === 'message' && s.attrs.type === 'groupchat' && s.getChildText('body') === body;
 const isSubject = (s: Element) => s.name === 'message' && s.attrs.from === ROOM && s.getChild('subject') !== undefined && s.getChild('body') === undefined;
 const roomStanzas = (c: Client) => c.received.filter((s: Element) => (s.attrs.from ?? '').startsWith(ROOM));

@@ -22,6 +22,8 @@ export interface RuleOptions {
   setupRetry?: RetryPolicy;
   /** one pubsub service for every domain's chat nodes (default: pubsub.<the recipient's domain>) */
   pubsubService?: string;
+  /** ms between two sweeps of a room for occupants whose session is gone (default DEFAULT_SWEEP_MS) */
+  mucSweepInterval?: number;
 }
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
@@ -38,7 +40,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
     carbonsRule, //                                         XEP-0280 (the copies come from §6)
-    mucRule(chat), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
+    mucRule({ ...chat, ...(options.mucSweepInterval ? { sweepInterval: options.mucSweepInterval } : {}) }), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
     chatRule(chat), //                                      §6 one-to-one messages
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

@@ -115,16 +115,30 @@ export interface Occupant {
   jid: string;
   /** the presence children the occupant sent (no MUC payload) */
   presence: Element[];
+  /** a nick change (XEP-0045 §7.6): the nick this item replaces (retracted right after it) */
+  old?: string;
 }
 
-/** The occupants node item payload for a join or a presence update. */
-export function occupantPayload(fullJid: string, nick: string, presence: Element): Element {
-  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick });
+/** The occupants node item payload for a join, a presence update or (`old`) a nick change. */
+export function occupantPayload(fullJid: string, nick: string, presence: Element, old?: string): Element {
+  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick, ...(old !== undefined ? { old } : {}) });
   for (const c of presence.children) if (typeof c !== 'string' && !(c.name === 'x' && c.attrs.xmlns === NS_MUC)) el.children.push(c);
   return el;
 }
 
 export function readOccupant(id: string, payload: Element | undefined): Occupant | undefined {
   if (!payload || payload.name !== 'occupant' || payload.attrs.xmlns !== NS_MUC_NODES || typeof payload.attrs.jid !== 'string') return undefined;
-  return { nick: id, jid: payload.attrs.jid, presence: payload.children.filter((c): c is Element => typeof c !== 'string') };
+  const o: Occupant = { nick: id, jid: payload.attrs.jid, presence: payload.children.filter((c): c is Element => typeof c !== 'string') };
+  if (typeof payload.attrs.old === 'string' && payload.attrs.old !== id) o.old = payload.attrs.old;
+  return o;
+}
+
+/**
+ * What takes the place of an occupant item that cannot be retracted: ejabberd lets only the item's
+ * first publisher (by bare JID) or the node's owner retract, so without a service account another
+ * occupant removing a dead one, or a user leaving a nick another user held before, publishes this
+ * instead. Any occupants item that is not an <occupant jid/> counts as no occupant.
+ */
+export function vacantPayload(nick: string): Element {
+  return xml('vacant', { xmlns: NS_MUC_NODES, nick, at: new Date().toISOString() });
 }

@@ -5,9 +5,14 @@
 // message is a publish; the nodes' notifications become the presence and messages a MUC room sends,
 // for every occupant session (the sender included), in the backend's order.
 //
+// Private messages (XEP-0045 §7.5) go from the sender's proxy to the target occupant's session as an
+// iq of the proxy's own to its bound full JID (see sendPrivate); a nick change (§7.6) publishes the
+// new occupant item, naming the old nick, before retracting the old one; occupant items of sessions
+// that are gone (their proxy instance died) are found with the alive query (alive.ts) at every join
+// and by a periodic sweep (see sweep).
+//
 // Not built yet: moderation (kick, ban, voice), room configuration beyond instant rooms, passwords,
-// members-only rooms, private messages between occupants, nick changes, iqs to occupants, and
-// removing the occupants of a proxy instance that died (README, group chat).
+// members-only rooms, iqs to occupants (README, group chat).
 import type { Element } from 'ltx';
 import { randomBytes } from 'node:crypto';
 import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
@@ -17,6 +22,7 @@ import { parseJid, bareOf } from '../xmpp/jid.js';
 import { NS_DISCO_INFO, NS_MUC } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount } from './account.js';
+import { NS_ALIVE, isAlive } from './alive.js';
 import { chatService, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
 import {
   DEFAULT_HISTORY,
@@ -28,6 +34,7 @@ import {
   readOccupant,
   roomNodes,
   roomOfNode,
+  vacantPayload,
   type Occupant,
 } from './muc-nodes.js';
 import { Answers, servedBy } from './served.js';
@@ -38,7 +45,21 @@ export interface MucOptions {
   pubsubService?: string;
   /** how many messages a room keeps for joiners (default 20) */
   history?: number;
+  /** ms between two sweeps for occupants whose session is gone (default DEFAULT_SWEEP_MS) */
+  sweepInterval?: number;
 }
+
+/**
+ * How often (ms) one occupant session of each room checks the others for sessions that are gone: an
+ * occupant of a proxy instance that died stays listed at most this long, plus the checks' time (an
+ * answer within ALIVE_TIMEOUT_MS each), for those already in the room; a joiner never sees it (the
+ * join checks every listed occupant first). A minute keeps the load low: one alive iq per occupant
+ * and minute, from one session per room.
+ */
+export const DEFAULT_SWEEP_MS = 60_000;
+
+/** The iq carrying a private message (XEP-0045 §7.5) from the sender's proxy to the target's. */
+export const NS_MUC_PRIVATE = 'urn:xep207-proxy:muc-private:0';
 
 const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -56,6 +77,11 @@ interface Joined {
   occupants: Map<string, Occupant>;
   /** notifications that arrived while the join was in progress (delivered after it) */
   pending: PubsubEvent[] | undefined;
+  /** the periodic sweep for occupants whose session is gone (from the end of the join) */
+  timer?: NodeJS.Timeout;
+  sweeping?: boolean;
+  /** a nick change in progress */
+  changing?: boolean;
 }
 
 interface MucState {
@@ -76,13 +102,30 @@ function affiliationOf(j: Joined, jid: string): { affiliation: string; role: str
   return j.owner !== undefined && bareOf(jid).toLowerCase() === j.owner ? { affiliation: 'owner', role: 'moderator' } : { affiliation: 'none', role: 'participant' };
 }
 
-/** An occupant's presence as the room sends it (XEP-0045 §7.2.3); `codes` for the joiner's own. */
-function occupantPresence(room: string, j: Joined, o: Occupant, to: string, codes: string[] = [], unavailable = false): Element {
+/**
+ * An occupant's presence as the room sends it (XEP-0045 §7.2.3); `codes` for the joiner's own;
+ * `newNick`: the unavailable presence of a nick change (§7.6, with status 303), the role kept.
+ */
+function occupantPresence(room: string, j: Joined, o: Occupant, to: string, codes: string[] = [], unavailable = false, newNick?: string): Element {
   const a = affiliationOf(j, o.jid);
   const p = xml('presence', { from: `${room}/${o.nick}`, to, ...(unavailable ? { type: 'unavailable' } : {}) });
   if (!unavailable) p.children.push(...o.presence);
-  p.children.push(xml('x', { xmlns: NS_MUC_USER }, xml('item', { affiliation: a.affiliation, role: unavailable ? 'none' : a.role }), ...codes.map((code) => xml('status', { code }))));
+  const item = { affiliation: a.affiliation, role: unavailable && newNick === undefined ? 'none' : a.role, ...(newNick !== undefined ? { nick: newNick } : {}) };
+  p.children.push(xml('x', { xmlns: NS_MUC_USER }, xml('item', item), ...codes.map((code) => xml('status', { code }))));
   return p;
+}
+
+const sameJid = (a: string | undefined, b: string) => a !== undefined && a.toLowerCase() === b.toLowerCase();
+
+/** Is the session of occupant `o` still in the room under its nick? (alive.ts, answered in fromBackend) */
+function occupantAlive(ctx: RuleContext, room: string, o: Occupant): Promise<boolean> {
+  return isAlive(ctx, o.jid, { room, nick: o.nick });
+}
+
+/** Forget a room (a leave, a failed join): its sweep stops. */
+function forget(st: MucState, room: string): void {
+  clearInterval(st.rooms.get(room)?.timer);
+  st.rooms.delete(room);
 }
 
 /** A stored groupchat message as an occupant gets it; `delayed`: history, with a XEP-0203 delay. */
@@ -150,17 +193,42 @@ export function mucRule(opts: MucOptions = {}): Rule {
       }
       return;
     }
+    const gone = [...ev.retracts];
     for (const item of ev.items) {
       const o = readOccupant(item.id, item.payload);
-      if (!o) continue;
+      if (!o) {
+        gone.push(item.id); // a vacant item: nobody holds the nick
+        continue;
+      }
+      const prev = o.old !== undefined ? j.occupants.get(o.old) : undefined;
+      if (prev && prev.jid === o.jid) {
+        // XEP-0045 §7.6.3: the old nick goes with 303 and the new nick, then the new one comes
+        j.occupants.delete(prev.nick);
+        if (o.jid !== me) ctx.toClient(occupantPresence(room, j, prev, me, ['303'], true, o.nick));
+      }
       j.occupants.set(o.nick, o);
       if (o.jid !== me) ctx.toClient(occupantPresence(room, j, o, me));
     }
-    for (const nick of ev.retracts) {
+    for (const nick of gone) {
       const o = j.occupants.get(nick);
       if (!o) continue;
       j.occupants.delete(nick);
       if (o.jid !== me) ctx.toClient(occupantPresence(room, j, o, me, [], true));
+    }
+  }
+
+  /**
+   * Take an occupant item away: retracted (by the service account where there is one: Prosody lets
+   * only owners and publishers retract), or else, where the backend refuses (ejabberd: only the
+   * item's first publisher or the node's owner), overwritten with a vacant item.
+   */
+  async function removeItem(ctx: RuleContext, room: string, j: Joined, nick: string): Promise<void> {
+    const node = roomNodes(room).occupants;
+    try {
+      await (ctx.service ?? ctx).request(ps.retract(j.service, node, nick));
+    } catch (err) {
+      if (err instanceof StanzaError && err.condition === 'item-not-found') return;
+      await ctx.request(ps.publish(j.service, node, nick, vacantPayload(nick))).catch((e: unknown) => ctx.log.warn({ err: String(e), room, nick }, 'occupant item not removed'));
     }
   }
 
@@ -170,7 +238,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     const me = ctx.jid.toString();
     const holder = j.occupants.get(j.nick);
     await Promise.all([
-      retract && (holder === undefined || holder.jid === me) ? (ctx.service ?? ctx).request(ps.retract(j.service, nodes.occupants, j.nick)).catch(() => undefined) : undefined,
+      retract && (holder === undefined || holder.jid === me) ? removeItem(ctx, room, j, j.nick) : undefined,
       ctx.request(ps.unsubscribe(j.service, nodes.occupants, me)).catch(() => undefined),
       ctx.request(ps.unsubscribe(j.service, nodes.messages, me)).catch(() => undefined),
     ]);
@@ -181,11 +249,11 @@ export function mucRule(opts: MucOptions = {}): Rule {
     const me = ctx.jid.toString();
     const current = st.rooms.get(room);
     if (current) {
+      if (current.pending || current.changing) return; // still joining (or changing): its own presence follows
       if (current.nick !== nick) {
-        ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), new StanzaError('not-acceptable', 'changing the nick is not supported yet')));
+        await changeNick(ctx, el, room, current, nick);
         return;
       }
-      if (current.pending) return; // still joining: the join's own presence follows
       // a presence update in the room
       await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el)));
       current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el))!);
@@ -203,7 +271,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
       ctx.toClient(answer);
     };
     const fail = (err: unknown) => {
-      st.rooms.delete(room);
+      forget(st, room);
       ctx.log.warn({ err: String(err), room }, 'join failed');
       refuse(err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
     };
@@ -222,10 +290,14 @@ export function mucRule(opts: MucOptions = {}): Rule {
       const o = readOccupant(item.id, item.payload);
       if (o) j.occupants.set(o.nick, o);
     }
+    // a nick change caught between its two steps: the new item stands for the occupant
+    for (const o of [...j.occupants.values()]) if (o.old !== undefined && j.occupants.get(o.old)?.jid === o.jid) j.occupants.delete(o.old);
+    // occupants whose session is gone (their proxy instance died): never shown, removed for everybody
+    await dropDead(ctx, room, j, [...j.occupants.values()].filter((o) => o.jid !== me), true);
     const taken = j.occupants.get(nick);
     if (taken && bareOf(taken.jid).toLowerCase() !== ctx.bare) {
       // XEP-0045 §7.2.9: the nick is another user's
-      st.rooms.delete(room);
+      forget(st, room);
       refuse(new StanzaError('conflict', 'that nickname is in use', 'cancel'));
       await leaveNodes(ctx, room, j, false);
       return;
@@ -260,13 +332,163 @@ export function mucRule(opts: MucOptions = {}): Rule {
     const pending = j.pending ?? [];
     j.pending = undefined;
     for (const ev of pending) deliverEvent(ctx, room, j, ev, roomOfNode(ev.node)!.kind === 'messages' ? 'messages' : 'occupants', seen);
+    j.timer = setInterval(() => void sweep(ctx, room, j), opts.sweepInterval ?? DEFAULT_SWEEP_MS);
+    j.timer.unref();
+  }
+
+  /**
+   * Check `list` with the alive query; remove the items of the dead (for everybody: the retraction's
+   * notification tells every occupant, this session included, unless `now`: then they are taken out of
+   * this session's list at once, a joiner never seeing them). Returns whether all were alive.
+   */
+  async function dropDead(ctx: RuleContext, room: string, j: Joined, list: Occupant[], now = false): Promise<boolean> {
+    const alive = await Promise.all(list.map((o) => occupantAlive(ctx, room, o)));
+    const dead = list.filter((_, i) => !alive[i]);
+    for (const o of dead) {
+      ctx.log.info({ room, nick: o.nick }, 'occupant whose session is gone removed');
+      if (now && j.occupants.get(o.nick)?.jid === o.jid) j.occupants.delete(o.nick);
+    }
+    await Promise.all(dead.map((o) => removeItem(ctx, room, j, o.nick)));
+    return dead.length === 0;
+  }
+
+  /**
+   * The periodic sweep, every sessions' timer: the live occupant with the lowest nick checks all the
+   * others. A session checks those ranked before it, one at a time, until one is alive (that one
+   * sweeps: usually one alive iq per session and interval); if none is, it is the lowest live one.
+   */
+  async function sweep(ctx: RuleContext, room: string, j: Joined): Promise<void> {
+    if (j.sweeping || j.pending || j.changing || stateOf(ctx).rooms.get(room) !== j) return;
+    j.sweeping = true;
+    try {
+      const me = ctx.jid.toString();
+      const others = [...j.occupants.values()].filter((o) => o.jid !== me).sort((a, b) => (a.nick < b.nick ? -1 : a.nick > b.nick ? 1 : 0));
+      for (const o of others.filter((o) => o.nick < j.nick)) if (await dropDead(ctx, room, j, [o])) return;
+      await dropDead(ctx, room, j, others.filter((o) => o.nick > j.nick));
+    } catch (err) {
+      ctx.log.warn({ err: String(err), room }, 'occupant sweep failed');
+    } finally {
+      j.sweeping = false;
+    }
+  }
+
+  /**
+   * XEP-0045 §7.6: the new nick's item (naming the old nick, so that every proxy shows the change as
+   * §7.6.3 does), then the old item retracted. A nick another user holds gets `conflict` (unless its
+   * session is gone), the old nick staying.
+   */
+  async function changeNick(ctx: RuleContext, el: Element, room: string, j: Joined, nick: string): Promise<void> {
+    const me = ctx.jid.toString();
+    const node = roomNodes(room).occupants;
+    const old = j.nick;
+    const refuse = (e: StanzaError) => ctx.toClient(errorReply(xml('presence', { to: `${room}/${nick}`, from: me }), e));
+    j.changing = true;
+    try {
+      const res = await ctx.request(ps.items(j.service, node));
+      const item = itemsOfResult(res).find((i) => i.id === nick);
+      const holder = item ? readOccupant(item.id, item.payload) : undefined;
+      if (holder && bareOf(holder.jid).toLowerCase() !== ctx.bare && (await dropDead(ctx, room, j, [holder]))) {
+        refuse(new StanzaError('conflict', 'that nickname is in use', 'cancel'));
+        return;
+      }
+      const payload = occupantPayload(me, nick, el, old);
+      j.nick = nick; // before the publish: an alive query about the new item says yes
+      try {
+        await ctx.request(ps.publish(j.service, node, nick, payload));
+      } catch (err) {
+        j.nick = old;
+        throw err;
+      }
+      const mine = readOccupant(nick, payload)!;
+      const before = j.occupants.get(old) ?? { nick: old, jid: me, presence: [] };
+      j.occupants.delete(old);
+      j.occupants.set(nick, mine);
+      ctx.toClient(occupantPresence(room, j, before, me, ['303', '110'], true, nick));
+      ctx.toClient(occupantPresence(room, j, mine, me, ['110']));
+      await removeItem(ctx, room, j, old);
+    } catch (err) {
+      ctx.log.warn({ err: String(err), room }, 'nick change failed');
+      refuse(err instanceof StanzaError ? new StanzaError(err.condition) : new StanzaError('internal-server-error'));
+    } finally {
+      j.changing = false;
+    }
+  }
+
+  /**
+   * XEP-0045 §7.5, a private message: sent by the sender's proxy to the target occupant's bound full
+   * JID (from its item) as an iq of the proxy's own, which the target's proxy answers (receivePrivate).
+   * Why so: an iq to a full JID is routed to that one session or bounced by the backend (never
+   * stored offline, carbon-copied, archived or given to another resource, as a <message/> to a gone
+   * resource may be), the answer says whether it arrived and never reaches the sender's client, and
+   * the target's real JID is seen only by the proxies (semi-anonymous rooms). A room node for private
+   * messages would be readable by every occupant's session (open access), and one node per pair of
+   * occupants would have to be made and subscribed before the first message. A client cannot forge
+   * the iq: the backend stamps its real full JID as `from`, and the target's proxy delivers only if
+   * the occupants node lists that JID under the nick it names. The lane is not held.
+   */
+  function sendPrivate(ctx: RuleContext, el: Element, room: string, nick: string): void {
+    const j = stateOf(ctx).rooms.get(room);
+    const me = ctx.jid.toString();
+    const to = `${room}/${nick}`;
+    const bounce = (e: StanzaError) => ctx.toClient(errorReply(xml('message', { ...(el.attrs as Record<string, string>), to, from: me }), e));
+    if (!j || j.pending) {
+      bounce(new StanzaError('not-acceptable', 'only occupants may send private messages'));
+      return;
+    }
+    const target = j.occupants.get(nick);
+    if (!target) {
+      bounce(new StanzaError('item-not-found', 'no such occupant', 'cancel'));
+      return;
+    }
+    const attrs: Record<string, string> = { xmlns: 'jabber:client' };
+    for (const a of ['type', 'id', 'xml:lang']) if (typeof el.attrs[a] === 'string') attrs[a] = el.attrs[a] as string;
+    const inner = xml('message', attrs);
+    inner.children = [...el.children];
+    const iq = xml('iq', { type: 'set', to: target.jid }, xml('private', { xmlns: NS_MUC_PRIVATE, room, from: j.nick, to: nick }, inner));
+    ctx.request(iq).catch(async (err: unknown) => {
+      const condition = err instanceof StanzaError ? err.condition : 'internal-server-error';
+      ctx.log.info({ room, nick, condition }, 'private message not delivered');
+      if (condition === 'not-acceptable' || condition === 'remote-server-timeout') {
+        bounce(new StanzaError(condition));
+        return;
+      }
+      // not (or no longer) there: the backend's bounce, or the target's proxy saying so
+      bounce(new StanzaError('item-not-found', 'no such occupant', 'cancel'));
+      await dropDead(ctx, room, j, [target]);
+    });
+  }
+
+  /** Is `jid` the occupant `nick` of the room? This session's list, else the occupants node (a join not yet notified). */
+  async function isOccupant(ctx: RuleContext, room: string, j: Joined, nick: string, jid: string): Promise<boolean> {
+    if (sameJid(j.occupants.get(nick)?.jid, jid)) return true;
+    const res = await ctx.request(ps.items(j.service, roomNodes(room).occupants)).catch(() => undefined);
+    return res !== undefined && itemsOfResult(res).some((i) => i.id === nick && sameJid(readOccupant(i.id, i.payload)?.jid, jid));
+  }
+
+  /** The target's side of sendPrivate: `from` is the sender's full JID as the backend stamped it. */
+  async function receivePrivate(ctx: RuleContext, el: Element, from: string): Promise<void> {
+    const p = el.getChild('private', NS_MUC_PRIVATE)!;
+    const room = String(p.attrs.room ?? '').toLowerCase();
+    const fromNick = p.attrs.from as string | undefined;
+    const inner = p.getChild('message');
+    const j = ctx.state.has(KEY) ? stateOf(ctx).rooms.get(room) : undefined;
+    const answer = (e?: StanzaError) => ctx.toBackend(e ? errorReply(el, e) : xml('iq', { type: 'result', id: el.attrs.id ?? '', to: from }));
+    if (!j || j.pending || j.nick !== p.attrs.to || !fromNick || !inner) return answer(new StanzaError('item-not-found'));
+    if (!(await isOccupant(ctx, room, j, fromNick, from))) return answer(new StanzaError('not-acceptable', 'not from that occupant'));
+    const attrs: Record<string, string> = { from: `${room}/${fromNick}`, to: ctx.jid.toString() };
+    for (const a of ['type', 'id', 'xml:lang']) if (typeof inner.attrs[a] === 'string') attrs[a] = inner.attrs[a] as string;
+    const out = xml('message', attrs);
+    out.children = [...inner.children];
+    if (!out.getChild('x', NS_MUC_USER)) out.children.push(xml('x', { xmlns: NS_MUC_USER })); // §7.5
+    ctx.toClient(out);
+    answer();
   }
 
   async function leave(ctx: RuleContext, room: string, tell: boolean): Promise<void> {
     const st = stateOf(ctx);
     const j = st.rooms.get(room);
     if (!j) return;
-    st.rooms.delete(room);
+    forget(st, room);
     const me = ctx.jid.toString();
     if (tell) ctx.toClient(occupantPresence(room, j, j.occupants.get(j.nick) ?? { nick: j.nick, jid: me, presence: [] }, me, ['110'], true));
     await leaveNodes(ctx, room, j, true);
@@ -378,18 +600,35 @@ export function mucRule(opts: MucOptions = {}): Rule {
           else await join(ctx, el, room, nick, domain);
           return true;
         }
+        if (s.name === 'message' && nick && type !== 'groupchat') {
+          sendPrivate(ctx, el, room, nick);
+          return true;
+        }
         if (s.name === 'iq') {
           if (nick) ctx.toClient(errorReply(el, new StanzaError('feature-not-implemented', 'iqs to occupants are not supported yet'), to));
           else await iqToRoom(ctx, s, room, domain);
           return true;
         }
         if (!nick && type === 'groupchat') await sendGroupchat(ctx, el, room);
-        else ctx.toClient(errorReply(el, new StanzaError('feature-not-implemented', nick ? 'private messages are not supported yet' : undefined), to));
+        else ctx.toClient(errorReply(el, new StanzaError(nick ? 'bad-request' : 'feature-not-implemented', nick ? 'a groupchat message goes to the room' : undefined), to));
         return true;
       });
     },
 
     fromBackend(s, ctx) {
+      if (s.name === 'iq' && s.attrs.from && s.attrs.type === 'get' && s.childIs('alive', NS_ALIVE)) {
+        // the alive query about an occupant item (occupantAlive); without a room presence.ts answers
+        const q = s.el.getChild('alive', NS_ALIVE)!;
+        if (typeof q.attrs.room !== 'string') return false;
+        const j = ctx.state.has(KEY) ? stateOf(ctx).rooms.get(q.attrs.room) : undefined;
+        ctx.toBackend(j && j.nick === q.attrs.nick ? xml('iq', { type: 'result', id: s.attrs.id ?? '', to: s.attrs.from }) : errorReply(s.el, 'item-not-found'));
+        return true;
+      }
+      if (s.name === 'iq' && s.attrs.from && s.attrs.type === 'set' && s.childIs('private', NS_MUC_PRIVATE)) {
+        const el = s.el;
+        const from = s.attrs.from;
+        return receivePrivate(ctx, el, from).then(() => true);
+      }
       if (s.name === 'iq') {
         if (s.attrs.type !== 'result' || !s.attrs.id || !ctx.state.has(KEY) || !stateOf(ctx).disco.delete(s.attrs.id)) return false;
         const el = s.el;

@@ -11,10 +11,13 @@ import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { NS_CAPS, NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { NS_ALIVE, isAlive } from './alive.js';
 import { NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { hasFrom, hasTo, isSubscriptionType } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
 import type { RosterEntry } from './roster-item.js';
+
+export { NS_ALIVE } from './alive.js';
 
 /** The pubsub payload for a client's broadcast presence: `from` is the bound JID, never the client's. */
 export function presencePayload(client: Element, fullJid: string): Element {
@@ -98,7 +101,7 @@ async function probe(account: Account, service: string, skip?: string): Promise<
       .map((item) => validItem(service, item))
       .filter((p): p is Element => p !== undefined && p.attrs.type !== 'unavailable');
     // an item whose session is gone (its proxy died before it could say so) is not presence
-    const alive = await Promise.all(items.map((p) => isAlive(account, p.attrs.from as string)));
+    const alive = await Promise.all(items.map((p) => isAlive(account.ctx, p.attrs.from as string)));
     items.forEach((p, i) => {
       if (alive[i]) seen(account, service, p, true);
     });
@@ -160,20 +163,6 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   await Promise.all([probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
 }
 
-/** An iq only proxy sessions answer: "is this resource still connected?" */
-export const NS_ALIVE = 'urn:xep207-proxy:alive:0';
-
-/**
- * Is the session of `fullJid` still there? The backend answers an iq to a gone full JID with an
- * error; a proxied session answers this one itself (to its own account and to contacts that may see
- * its presence). No answer in time counts as alive: better a stale presence than a lost one.
- */
-function isAlive(account: Account, fullJid: string): Promise<boolean> {
-  return account.ctx
-    .request(xml('iq', { type: 'get', to: fullJid }, xml('alive', { xmlns: NS_ALIVE })), 5000)
-    .then(() => true, (err: unknown) => !(err instanceof StanzaError) || err.condition === 'remote-server-timeout');
-}
-
 /**
  * Items of our own presence node whose session is gone without a word (its proxy instance died):
  * dropped at login, which tells the contacts that those resources are unavailable.
@@ -184,7 +173,7 @@ async function dropStaleResources(account: Account): Promise<void> {
   for (const item of itemsOfResult(res)) {
     if (item.id === account.ctx.jid.resource) continue;
     const full = `${account.bare}/${item.id}`;
-    if (await isAlive(account, full)) continue;
+    if (await isAlive(account.ctx, full)) continue;
     account.ctx.log.info({ resource: item.id }, 'stale presence item dropped');
     await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, item.id, xml('presence', { xmlns: NS_CLIENT, type: 'unavailable', from: full }))).catch(() => undefined);
     await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, item.id)).catch(() => undefined);
