@@ -529,13 +529,17 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       const hooks = this.deps.rules.onClose;
       const run = (async () => {
         await inHand; // a rule still busy with the client's last stanza finishes first
-        for (const r of hooks) {
-          try {
-            await r.onClose!(this.ctx!);
-          } catch (err) {
-            this.log.warn({ err, rule: r.name }, 'onClose failed');
-          }
-        }
+        // side by side: each rule takes back what it published (presence, rooms, markers...), and
+        // none should wait for another's round trips before its contacts see the session go
+        await Promise.all(
+          hooks.map(async (r) => {
+            try {
+              await r.onClose!(this.ctx!);
+            } catch (err) {
+              this.log.warn({ err, rule: r.name }, 'onClose failed');
+            }
+          }),
+        );
       })();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([run, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_HOOKS_MS)))]);

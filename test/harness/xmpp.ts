@@ -52,7 +52,7 @@ export async function connect(opts: ConnectOptions): Promise<XmppClient & { rece
 }
 
 /** Wait until `pred` matches a stanza the client received (already or later). */
-export function waitFor(c: { received: Element[]; on: Function; off: Function }, pred: (s: Element) => boolean, timeoutMs = 5000): Promise<Element> {
+export function waitFor(c: { received: Element[]; on: Function; off: Function }, pred: (s: Element) => boolean, timeoutMs = 10_000): Promise<Element> {
   const found = c.received.find(pred);
   if (found) return Promise.resolve(found);
   return new Promise((resolve, reject) => {
