@@ -20,6 +20,7 @@ import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
+import { retrying } from './retry.js';
 import type { RuleContext } from './types.js';
 
 export const NODE_CHAT_PREFIX = 'xep207-proxy/chat/';
@@ -54,16 +55,17 @@ export function chatNodeConfig(profile: BackendProfile): Fields {
  */
 export async function createChatNode(ctx: RuleContext, profile: BackendProfile, service: string, node: string, recipient: string): Promise<void> {
   const owner = ctx.service ?? ctx;
+  // each step retried on transient errors (ejabberd aborts concurrent node creations, retry.ts)
   try {
-    await owner.request(ps.createNode(node, chatNodeConfig(profile), service));
+    await retrying(ctx.log, `create ${node}`, () => owner.request(ps.createNode(node, chatNodeConfig(profile), service)));
   } catch (err) {
     if (err instanceof StanzaError && err.condition === 'conflict') return; // another session made it
     throw err;
   }
   const affiliations: Array<[string, string]> = [[recipient, 'member']];
   if (ctx.service) affiliations.push([ctx.bare, 'publisher']);
-  await owner.request(ps.setAffiliations(node, affiliations, service));
-  await owner.request(ps.setSubscriptions(node, [[ctx.bare, 'subscribed'], [recipient, 'subscribed']], service));
+  await retrying(ctx.log, 'chat affiliations', () => owner.request(ps.setAffiliations(node, affiliations, service)));
+  await retrying(ctx.log, 'chat subscriptions', () => owner.request(ps.setSubscriptions(node, [[ctx.bare, 'subscribed'], [recipient, 'subscribed']], service)));
 }
 
 let lastStamp = 0;

@@ -22,12 +22,14 @@
 // the service account (the owner, where there is one) retracts occupants; on ejabberd a user may
 // retract its own item of an open node.
 import type { Element } from 'ltx';
+import type { Logger } from 'pino';
 import type { BackendProfile } from '../backends/profile.js';
 import type { Fields } from '../pubsub/forms.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { NS_MUC } from '../xmpp/ns.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
+import { retrying } from './retry.js';
 import type { RuleContext } from './types.js';
 
 export const NODE_MUC_PREFIX = 'xep207-proxy/muc/';
@@ -82,9 +84,9 @@ export function roomNodeConfig(profile: BackendProfile, kind: RoomNodeKind, hist
   return baseConfig(profile, 'max', kind === 'occupants');
 }
 
-async function createIfMissing(owner: RuleContext['service'] | RuleContext, service: string, node: string, config: Fields): Promise<boolean> {
+async function createIfMissing(owner: RuleContext['service'] | RuleContext, service: string, node: string, config: Fields, log: Logger): Promise<boolean> {
   try {
-    await owner!.request(ps.createNode(node, config, service));
+    await retrying(log, `create ${node}`, () => owner!.request(ps.createNode(node, config, service)));
     return true;
   } catch (err) {
     if (err instanceof StanzaError && err.condition === 'conflict') return false; // it exists
@@ -99,13 +101,13 @@ async function createIfMissing(owner: RuleContext['service'] | RuleContext, serv
 export async function createRoom(ctx: RuleContext, profile: BackendProfile, service: string, room: string, history: number): Promise<boolean> {
   const owner = ctx.service ?? ctx;
   const nodes = roomNodes(room);
-  const created = await createIfMissing(owner, service, nodes.messages, roomNodeConfig(profile, 'messages', history));
+  const created = await createIfMissing(owner, service, nodes.messages, roomNodeConfig(profile, 'messages', history), ctx.log);
   // a joiner racing the creator may find the messages node before the others exist: it makes them
   await Promise.all([
-    createIfMissing(owner, service, nodes.occupants, roomNodeConfig(profile, 'occupants', history)),
-    createIfMissing(owner, service, nodes.meta, roomNodeConfig(profile, 'meta', history)),
+    createIfMissing(owner, service, nodes.occupants, roomNodeConfig(profile, 'occupants', history), ctx.log),
+    createIfMissing(owner, service, nodes.meta, roomNodeConfig(profile, 'meta', history), ctx.log),
   ]);
-  if (created) await owner.request(ps.publish(service, nodes.meta, 'room', xml('room', { xmlns: NS_MUC_NODES, owner: ctx.bare, created: new Date().toISOString() })));
+  if (created) await retrying(ctx.log, 'room meta', () => owner.request(ps.publish(service, nodes.meta, 'room', xml('room', { xmlns: NS_MUC_NODES, owner: ctx.bare, created: new Date().toISOString() }))));
   return created;
 }
 

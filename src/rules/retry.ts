@@ -80,3 +80,11 @@ export class RetryBudget {
     return Promise.race([fn(), expiry]).finally(() => clearTimeout(timer));
   }
 }
+
+/**
+ * One request of a rule's own that may hit the same transient errors as the login setup (node
+ * creations during a burst of first logins): retried under the setup's policy.
+ */
+export function retrying<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
+  return new RetryBudget(SETUP_RETRY, log).run(step, fn);
+}
