@@ -3,6 +3,7 @@
 // proxy instances; and the backend's captured stream shows that no message to a user went through its
 // own routing.
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import type { Element } from 'ltx';
 import { twoProxies } from './harness/two-proxies.js';
 import { upstreamElements } from './harness/capture.js';
@@ -164,6 +165,20 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.send(xml('message', { to: 'friar@verona.invalid', type: 'chat', id: 'far1' }, xml('body', {}, 'far away')));
       const err = await waitFor(juliet, (s: Element) => s.name === 'message' && s.attrs.type === 'error' && s.attrs.id === 'far1');
       t.ok(err.getChild('error'), `the backend's error (${err.getChild('error')?.children.map((c) => (typeof c === 'string' ? c : c.name)).join(',')})`);
+      await juliet.stop();
+    });
+
+    t.test("a client's own pubsub requests on the proxy's nodes are refused; other pubsub passes", async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      const nodeOf = (to: string) => `xep207-proxy/chat/${createHash('sha256').update(`${JULIET}\n${to}`).digest('base64url').slice(0, 32)}`;
+      const ask = (to: string | undefined, node: string, publish = false) =>
+        juliet.iqCaller
+          .request(xml('iq', { type: publish ? 'set' : 'get', ...(to ? { to } : {}) }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, publish ? xml('publish', { node }, xml('item', {}, xml('x', { xmlns: 'urn:example' }))) : xml('items', { node }))))
+          .then(() => 'result', (e: { condition?: string; text?: string }) => `${e.condition}`);
+      t.equal(await ask('pubsub.montague.lit', nodeOf(ROMEO)), 'forbidden', 'reading a chat node');
+      t.equal(await ask('pubsub.montague.lit', nodeOf(ROMEO), true), 'forbidden', 'publishing into a chat node');
+      t.equal(await ask(undefined, 'xep207-proxy/roster'), 'forbidden', "the user's own roster node");
+      t.equal(await ask(undefined, 'urn:xmpp:avatar:metadata', true), 'result', 'a PEP publish of its own passes through');
       await juliet.stop();
     });
 

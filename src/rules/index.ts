@@ -7,6 +7,7 @@ import { chatOnAvailable, chatRule, type ChatOptions } from './chat.js';
 import { directedPresenceRule } from './directed-presence.js';
 import { mucRule } from './muc.js';
 import type { RetryPolicy } from './retry.js';
+import { ownNodesRule } from './own-nodes.js';
 import { pingRule } from './ping.js';
 import { presenceOnChange, presenceRule } from './presence.js';
 import { rosterOnChange, rosterRule } from './roster.js';
@@ -39,6 +40,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
       available: [subscriptionOnAvailable, chatOnAvailable(chat)],
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
+    ownNodesRule, //                                        a client's raw pubsub on the proxy's nodes: forbidden
     carbonsRule, //                                         XEP-0280 (the copies come from §6)
     mucRule({ ...chat, ...(options.mucSweepInterval ? { sweepInterval: options.mucSweepInterval } : {}) }), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
     chatRule(chat), //                                      §6 one-to-one messages
