@@ -30,6 +30,8 @@ export interface Config {
   requestTimeout: number;
   /** ms between two sweeps of a group chat room for occupants whose session is gone (muc.ts) */
   mucSweepInterval: number;
+  /** how many messages a group chat room keeps for joiners (--muc-history) */
+  mucHistory: number;
   logLevel: LogLevel;
   logPretty: boolean;
   backend: BackendName | 'auto';
@@ -84,6 +86,7 @@ export interface RawConfig {
   connectTimeout?: string;
   requestTimeout?: string;
   mucSweepInterval?: string;
+  mucHistory?: string;
   logLevel?: string;
   logPretty?: boolean;
   backend?: string;
@@ -110,6 +113,7 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'headerTimeout', flag: '--header-timeout', arg: 'seconds', description: 'before binding: time to finish the stream header (after connecting, after each restart) and any element once begun (connection-timeout after)', default: '10' },
   { key: 'connectTimeout', flag: '--connect-timeout', arg: 'seconds', description: 'time to reach the backend and open its stream (remote-connection-failed after)', default: '10' },
   { key: 'requestTimeout', flag: '--request-timeout', arg: 'seconds', description: "time the backend has to answer the proxy's own requests", default: '15' },
+  { key: 'mucHistory', flag: '--muc-history', arg: 'n', description: "how many messages a group chat room keeps and gives a joiner (its messages node's max_items; set when the room is made)", default: '20' },
   { key: 'mucSweepInterval', flag: '--muc-sweep-interval', arg: 'seconds', description: 'how often one occupant session of each group chat room checks the others for sessions that are gone (a proxy instance that died)', default: '60' },
   { key: 'serviceJid', flag: '--service-jid', arg: 'jid', description: "the proxy's own account (user@domain), which creates and owns nodes on pubsub components (default: none)" },
   { key: 'servicePasswordFile', flag: '--service-password-file', arg: 'file', description: "file holding the service account's password (a final line break is not part of it)" },
@@ -247,6 +251,7 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     connectTimeout: seconds('--connect-timeout', merged.connectTimeout!),
     requestTimeout: seconds('--request-timeout', merged.requestTimeout!),
     mucSweepInterval: seconds('--muc-sweep-interval', merged.mucSweepInterval!),
+    mucHistory: positiveInt('--muc-history', merged.mucHistory!, 1000),
     logLevel: logLevel as LogLevel,
     logPretty: Boolean(merged.logPretty),
     backend: backend as BackendName | 'auto',

@@ -70,3 +70,16 @@ t.test('listing 17 (notification) -> listing 15 (the room message for each occup
   t.equal(canon(s.rec.toClient[0]!, ['to']), canon(legacy!, ['side', 'to']), 'from room/nick, the stamp removed');
   t.equal(s.rec.toClient[0]!.attrs.to, 'romeo@montague.lit/mobile');
 });
+
+t.test('--muc-history sets how many messages a new room keeps (its messages node max_items)', async (t) => {
+  for (const [history, expected] of [[undefined, '20'], [3, '3']] as const) {
+    const rules = defaultRules(history ? { mucHistory: history } : {});
+    const rec = recordingContext('juliet@capulet.lit/balcony');
+    await bind(rules, rec);
+    rec.requests.length = 0;
+    await offer(rules, rec, xml('presence', { to: `${ROOM}/JC` }), 'client');
+    const create = rec.requests.find((iq) => iq.getChild('pubsub', PS)?.getChild('create')?.attrs.node === `xep207-proxy/muc/${ROOM}`)!;
+    const field = create.getChild('pubsub')!.getChild('configure')!.getChild('x')!.getChildren('field').find((f) => f.attrs.var === 'pubsub#max_items');
+    t.equal(field?.getChildText('value'), expected, `history ${history ?? 'default'}: max_items ${expected}`);
+  }
+});
