@@ -10,24 +10,14 @@ import { startTestProxy, type RunningProxy } from './harness/proxy.js';
 import { startCapture, upstreamElements } from './harness/capture.js';
 import { connect, waitFor, xml } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
-import { isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
+import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CERTS, ROOT, freePort, waitForPort } from './harness/common.js';
 
 
-const PASSWORD = 'secret';
-const USERS: Array<[string, string, string]> = [
-  ['juliet', 'capulet.lit', PASSWORD],
-  ['nurse', 'capulet.lit', PASSWORD],
-  ['romeo', 'montague.lit', PASSWORD],
-  ['benvolio', 'montague.lit', PASSWORD],
-];
-
 /** registered, but logs in through the proxy only during the test that needs a newcomer */
 const NEWCOMER: [string, string, string] = ['paris', 'capulet.lit', PASSWORD];
-
-
 
 
 
@@ -35,7 +25,6 @@ const NEWCOMER: [string, string, string] = ['paris', 'capulet.lit', PASSWORD];
 function clear(...cs: Client[]): void {
   for (const c of cs) c.received.length = 0;
 }
-
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`presence, subscriptions and roster on ${kind}`, async (t) => {

@@ -9,17 +9,12 @@
 // as a downgrade (RFC 5802 §6). Prosody 0.12 does (it offers SCRAM-SHA-1-PLUS only over TLS 1.2, with
 // tls-unique); ejabberd 23.01 does not check and accepts "y" although it offers *-PLUS over TLS 1.3.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
-import { CERTS, ROOT, ensurePackage } from './harness/common.js';
-
-/** Debian's interpreter: the one with python3-slixmpp and python3-aioxmpp (not a pyenv python3 on PATH) */
-const PYTHON = '/usr/bin/python3';
-const CLIENTS = join(ROOT, 'test', 'clients');
-const DIST = '/usr/lib/python3/dist-packages';
+import { CERTS } from './harness/common.js';
+import { ensurePythonStacks, runScript } from './harness/python.js';
 
 const USERS: Array<[string, string, string]> = [
   ['juliet', 'capulet.lit', 'secret'],
@@ -50,28 +45,9 @@ interface ClientRun {
   get(event: string): ClientEvent | undefined;
 }
 
-function runClient(script: 'slixmpp' | 'aioxmpp', port: number, jid: string, password: string, extra: string[] = []): Promise<ClientRun> {
-  const args = [join(CLIENTS, `${script}_client.py`), '127.0.0.1', String(port), jid, password, ...extra, '--ca', join(CERTS, 'ca.pem'), '--timeout', '40'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      const events: ClientEvent[] = [];
-      for (const line of out.split('\n')) {
-        if (!line.trim()) continue;
-        try {
-          events.push(JSON.parse(line) as ClientEvent);
-        } catch {
-          err += `\n(unparsed stdout) ${line}`;
-        }
-      }
-      resolve({ code, events, stderr: err, get: (e) => events.find((x) => x.event === e) });
-    });
-  });
+async function runClient(script: 'slixmpp' | 'aioxmpp', port: number, jid: string, password: string, extra: string[] = []): Promise<ClientRun> {
+  const r = await runScript(`${script}_client.py`, ['127.0.0.1', String(port), jid, password, ...extra, '--ca', join(CERTS, 'ca.pem'), '--timeout', '40'], 40);
+  return { code: r.code, stderr: r.stderr, events: r.events as ClientEvent[], get: (e) => r.get(e) as ClientEvent | undefined };
 }
 
 /** The common assertions for a successful session: bound JID, disco#info of the domain, ping result. */
@@ -91,8 +67,7 @@ function assertSession(t: Test, r: ClientRun, bare: string, domain: string): voi
   if (r.code !== 0) t.comment(JSON.stringify(r.events) + '\n' + r.stderr);
 }
 
-ensurePackage(join(DIST, 'slixmpp', '__init__.py'), ['python3-slixmpp']);
-ensurePackage(join(DIST, 'aioxmpp', '__init__.py'), ['python3-aioxmpp']);
+ensurePythonStacks();
 
 t.test('python clients through the proxy in front of ejabberd', async (t) => {
   const backend = await startEjabberd({ users: USERS });

@@ -8,23 +8,14 @@ import { startProsody } from './harness/prosody.js';
 import { startTestProxy, type RunningProxy } from './harness/proxy.js';
 import { waitFor, xml } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
-import { isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
+import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
 
-
-const PASSWORD = 'secret';
-const USERS: Array<[string, string, string]> = [
-  ['juliet', 'capulet.lit', PASSWORD],
-  ['nurse', 'capulet.lit', PASSWORD],
-  ['romeo', 'montague.lit', PASSWORD],
-  ['benvolio', 'montague.lit', PASSWORD],
-];
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
 const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 const NS_CAPS = 'http://jabber.org/protocol/caps';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 
 

@@ -242,6 +242,12 @@ function publishMessage(account: Account, el: Element, service: string, node: st
   return account.ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at)));
 }
 
+/** Is `jid` the user's own bare JID or one of its full JIDs? (`bare` is lower-case) */
+function isOwn(jid: string, bare: string): boolean {
+  if (jid.length < bare.length || (jid.length > bare.length && jid[bare.length] !== '/')) return false;
+  return jid.slice(0, bare.length).toLowerCase() === bare;
+}
+
 export function chatRule(opts: ChatOptions = {}): Rule {
   // shared by the proxy's sessions: domains the backend serves, nodes known to exist
   const served = new Answers();
@@ -251,10 +257,12 @@ export function chatRule(opts: ChatOptions = {}): Rule {
 
     fromClient(s, ctx) {
       if (s.name !== 'message' || !MAPPED_TYPES.has(s.attrs.type) || !hasAccount(ctx)) return false;
-      const to = parseJid(s.attrs.to);
+      // a look at the text before a parse: no localpart (a domain, a service) or the user's own JID
+      const toAttr = s.attrs.to;
+      if (!toAttr || !toAttr.includes('@') || isOwn(toAttr, ctx.bare)) return false;
+      const to = parseJid(toAttr);
       if (!to || !to.local) return false;
       const recipient = to.bare().toString().toLowerCase();
-      if (recipient === ctx.bare) return false;
       const domain = to.domain.toLowerCase();
       const account = accountOf(ctx);
       const el = s.el;

@@ -7,8 +7,9 @@
 // closes, so the backend's own copy of that bookkeeping has nothing left to send.
 //
 // Presence to the user's own JID is broadcast presence (presence.ts), subscription presence has its
-// own rule, a probe is the server's business (§4.3: the proxy probes at login), and a MUC join waits
-// for §5.
+// own rule, a probe is the server's business (§4.3: the proxy probes at login), and a join of the
+// proxy's own MUC services is §5's (muc.ts, earlier in the table); a join of another server's room
+// gets service-unavailable here: a MUC presence must never reach the pubsub-only backend.
 import { xml } from '../stream/xml.js';
 import { bareOf, parseJid } from '../xmpp/jid.js';
 import { NS_MUC } from '../xmpp/ns.js';

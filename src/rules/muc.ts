@@ -62,6 +62,8 @@ export const DEFAULT_SWEEP_MS = 60_000;
 export const NS_MUC_PRIVATE = 'urn:xep207-proxy:muc-private:0';
 
 const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
+/** a JID whose domain may be a MUC service (`conference.` at the start of the domain part) */
+const MUC_HOST = new RegExp(`(^|@)${MUC_SERVICE_PREFIX.replace('.', '\\.')}`, 'i');
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_DELAY = 'urn:xmpp:delay';
@@ -578,6 +580,8 @@ export function mucRule(opts: MucOptions = {}): Rule {
       }
       const to = s.attrs.to;
       if (to === undefined || (s.name !== 'presence' && s.name !== 'message' && s.name !== 'iq')) return false;
+      // every stanza with a `to` comes here: a look at the text before a parse
+      if (!MUC_HOST.test(to)) return false;
       const jid = parseJid(to);
       if (!jid || !jid.domain.toLowerCase().startsWith(MUC_SERVICE_PREFIX)) return false;
       const host = jid.domain.toLowerCase();

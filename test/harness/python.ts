@@ -35,8 +35,14 @@ export interface PyRun {
 const debug = !!process.env.XEP207_PY_DEBUG;
 const showEvents = !!process.env.XEP207_PY_EVENTS;
 
+/** Run a multi-client scenario script (test/clients/*_roster.py, *_chat.py, *_muc.py). */
 export function runPy(script: string, password: string, args: string[], timeoutS = 90): Promise<PyRun> {
-  const argv = [join(CLIENTS, script), ...args, '--password', password, '--ca', join(CERTS, 'ca.pem'), '--timeout', String(timeoutS), ...(debug ? ['--debug'] : [])];
+  return runScript(script, [...args, '--password', password, '--ca', join(CERTS, 'ca.pem'), '--timeout', String(timeoutS), ...(debug ? ['--debug'] : [])], timeoutS);
+}
+
+/** Run test/clients/`script` with `args`; its JSON lines become events. It ends itself after `timeoutS`. */
+export function runScript(script: string, args: string[], timeoutS: number): Promise<PyRun> {
+  const argv = [join(CLIENTS, script), ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
     let out = '';

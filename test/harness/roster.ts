@@ -8,6 +8,15 @@ export type Client = XmppClient & { received: Element[] };
 
 export const NS_ROSTER = 'jabber:iq:roster';
 
+/** The cast of the roster and presence tests, each with this password. */
+export const PASSWORD = 'secret';
+export const USERS: Array<[string, string, string]> = [
+  ['juliet', 'capulet.lit', PASSWORD],
+  ['nurse', 'capulet.lit', PASSWORD],
+  ['romeo', 'montague.lit', PASSWORD],
+  ['benvolio', 'montague.lit', PASSWORD],
+];
+
 export async function rosterOf(c: Client): Promise<Map<string, Element>> {
   const res = await c.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER })));
   const query = res.getChild('query', NS_ROSTER)!;
