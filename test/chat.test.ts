@@ -85,6 +85,21 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([juliet.stop(), romeo.stop(), second.stop()]);
     });
 
+    t.test('a resource logging in right after a live delivery (its marker not written yet) does not get it as offline', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      const romeo = await login('romeo', 'montague.lit', 'orchard', other);
+      await Promise.all([online(juliet), online(romeo)]);
+      await juliet.send(xml('message', { to: ROMEO, type: 'chat', id: 'live1' }, xml('body', {}, 'live, just now')));
+      await waitFor(romeo, isBody('live, just now'));
+      // at once, well inside the delivery record's write delay, on the other proxy instance
+      const second = await login('romeo', 'montague.lit', 'tablet');
+      await online(second);
+      await sleep(2000);
+      t.same(bodies(second), [], 'not delivered again to the later resource');
+      t.same(bodies(romeo), ['live, just now'], 'once to the resource that was online');
+      await Promise.all([juliet.stop(), romeo.stop(), second.stop()]);
+    });
+
     t.test('a recipient who never logged in through the proxy gets its messages at its first login', async (t) => {
       const juliet = await login('juliet', 'capulet.lit', 'balcony');
       await online(juliet);

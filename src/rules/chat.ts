@@ -117,6 +117,8 @@ function deliverIncoming(account: Account, m: StoredMessage): boolean {
  * (those messages are delivered again at the next login).
  */
 export const MARKER_DELAY_MS = 1000;
+/** the time a marker write takes to reach the backend, on top of MARKER_DELAY_MS */
+const MARKER_GRACE_MS = 300;
 
 function markDelivered(account: Account, node: string, key: string): void {
   const st = stateOf(account.ctx);
@@ -178,6 +180,13 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
   const st = stateOf(ctx);
   st.live = new Set();
   try {
+    // Another resource of the user is connected: what it got live in the last MARKER_DELAY_MS may not
+    // be marked yet. Its marker is written within that time (its notification updates `delivered`
+    // meanwhile); reading before then would deliver those messages a second time, as "offline".
+    if (account.connected && [...account.connected].some((r) => r !== ctx.jid.resource)) {
+      await new Promise((resolve) => setTimeout(resolve, MARKER_DELAY_MS + MARKER_GRACE_MS));
+      if (!account.available) return;
+    }
     const service = chatService(account.bare, opts.pubsubService);
     const [subs, marks] = await Promise.all([
       ctx.request(ps.mySubscriptions(service)).catch(() => undefined),
@@ -206,6 +215,8 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
       for (const { m } of pending) if (storable(m.message)) ctx.toClient(legacy(account, m, true));
       markDelivered(account, node, pending[pending.length - 1]!.m.key);
     }
+    // offline messages are marked at once: a resource logging in right after this one reads the marker
+    await flushMarkers(account);
   } finally {
     st.live = undefined;
   }
