@@ -119,11 +119,16 @@ export interface Occupant {
   presence: Element[];
   /** a nick change (XEP-0045 §7.6): the nick this item replaces (retracted right after it) */
   old?: string;
+  /** the proxy instance serving the occupant's session (a join checks one occupant per instance) */
+  instance?: string;
 }
 
-/** The occupants node item payload for a join, a presence update or (`old`) a nick change. */
-export function occupantPayload(fullJid: string, nick: string, presence: Element, old?: string): Element {
-  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick, ...(old !== undefined ? { old } : {}) });
+/**
+ * The occupants node item payload for a join, a presence update or (`old`) a nick change;
+ * `instance`: the proxy instance that serves the session.
+ */
+export function occupantPayload(fullJid: string, nick: string, presence: Element, old?: string, instance?: string): Element {
+  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick, ...(old !== undefined ? { old } : {}), ...(instance !== undefined ? { instance } : {}) });
   for (const c of presence.children) if (typeof c !== 'string' && !(c.name === 'x' && c.attrs.xmlns === NS_MUC)) el.children.push(c);
   return el;
 }
@@ -132,6 +137,7 @@ export function readOccupant(id: string, payload: Element | undefined): Occupant
   if (!payload || payload.name !== 'occupant' || payload.attrs.xmlns !== NS_MUC_NODES || typeof payload.attrs.jid !== 'string') return undefined;
   const o: Occupant = { nick: id, jid: payload.attrs.jid, presence: payload.children.filter((c): c is Element => typeof c !== 'string') };
   if (typeof payload.attrs.old === 'string' && payload.attrs.old !== id) o.old = payload.attrs.old;
+  if (typeof payload.attrs.instance === 'string') o.instance = payload.attrs.instance;
   return o;
 }
 

@@ -9,7 +9,7 @@
 // iq of the proxy's own to its bound full JID (see sendPrivate); a nick change (§7.6) publishes the
 // new occupant item, naming the old nick, before retracting the old one; occupant items of sessions
 // that are gone (their proxy instance died) are found with the alive query (alive.ts) at every join
-// and by a periodic sweep (see sweep).
+// (one query per other proxy instance, see dropDeadInstances) and by a periodic sweep (see sweep).
 //
 // Not built yet: moderation (kick, ban, voice), room configuration beyond instant rooms, passwords,
 // members-only rooms, iqs to occupants (README, group chat).
@@ -53,7 +53,7 @@ export interface MucOptions {
  * How often (ms) one occupant session of each room checks the others for sessions that are gone: an
  * occupant of a proxy instance that died stays listed at most this long, plus the checks' time (an
  * answer within ALIVE_TIMEOUT_MS each), for those already in the room; a joiner never sees it (the
- * join checks every listed occupant first). A minute keeps the load low: one alive iq per occupant
+ * join checks one occupant of each other proxy instance first, and all of an instance that is gone). A minute keeps the load low: one alive iq per occupant
  * and minute, from one session per room.
  */
 export const DEFAULT_SWEEP_MS = 60_000;
@@ -174,6 +174,17 @@ function iqResult(s: { attrs: Record<string, string | undefined> }, ctx: RuleCon
 
 export function mucRule(opts: MucOptions = {}): Rule {
   const served = new Answers();
+  // This proxy instance, named in its occupants' items: a joiner asks one occupant per other instance
+  // whether it is alive (an instance that died took all its sessions with it) instead of every
+  // occupant, and answers for this instance's own sessions without asking (`local`).
+  const instance = randomBytes(9).toString('base64url');
+  const local = new Map<string, RuleContext>();
+  const localAlive = (room: string, o: Occupant): boolean => {
+    const ctx = local.get(o.jid);
+    return ctx !== undefined && ctx.state.has(KEY) && stateOf(ctx).rooms.get(room)?.nick === o.nick;
+  };
+  const aliveCheck = (ctx: RuleContext, room: string, o: Occupant): Promise<boolean> =>
+    o.instance === instance ? Promise.resolve(localAlive(room, o)) : occupantAlive(ctx, room, o);
   const history = opts.history ?? DEFAULT_HISTORY;
   const serviceFor = (domain: string) => chatService(domain, opts.pubsubService).toLowerCase();
 
@@ -257,14 +268,15 @@ export function mucRule(opts: MucOptions = {}): Rule {
         return;
       }
       // a presence update in the room
-      await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el)));
-      current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el))!);
+      await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el, undefined, instance)));
+      current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el, undefined, instance))!);
       return;
     }
     const service = serviceFor(domain);
     const nodes = roomNodes(room);
     const j: Joined = { nick, service, owner: undefined, occupants: new Map(), pending: [] };
     st.rooms.set(room, j);
+    local.set(me, ctx);
     // XEP-0045 §7.2.9 ff.: the answer to the join itself (its id, RFC 6120 §8.1.3), with the MUC <x/>
     // (clients such as slixmpp recognise a join error by it)
     const refuse = (e: StanzaError) => {
@@ -295,7 +307,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     // a nick change caught between its two steps: the new item stands for the occupant
     for (const o of [...j.occupants.values()]) if (o.old !== undefined && j.occupants.get(o.old)?.jid === o.jid) j.occupants.delete(o.old);
     // occupants whose session is gone (their proxy instance died): never shown, removed for everybody
-    await dropDead(ctx, room, j, [...j.occupants.values()].filter((o) => o.jid !== me), true);
+    await dropDeadInstances(ctx, room, j, [...j.occupants.values()].filter((o) => o.jid !== me));
     const taken = j.occupants.get(nick);
     if (taken && bareOf(taken.jid).toLowerCase() !== ctx.bare) {
       // XEP-0045 §7.2.9: the nick is another user's
@@ -310,9 +322,9 @@ export function mucRule(opts: MucOptions = {}): Rule {
       if (item.id === 'subject') subject = storedMessage(item.id, item.payload);
     }
     if (created) j.owner = ctx.bare;
-    const mine = readOccupant(nick, occupantPayload(me, nick, el))!;
+    const mine = readOccupant(nick, occupantPayload(me, nick, el, undefined, instance))!;
     try {
-      await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el)));
+      await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el, undefined, instance)));
     } catch (err) {
       fail(err);
       await leaveNodes(ctx, room, j, true);
@@ -344,8 +356,42 @@ export function mucRule(opts: MucOptions = {}): Rule {
    * this session's list at once, a joiner never seeing them). Returns whether all were alive.
    */
   async function dropDead(ctx: RuleContext, room: string, j: Joined, list: Occupant[], now = false): Promise<boolean> {
-    const alive = await Promise.all(list.map((o) => occupantAlive(ctx, room, o)));
-    const dead = list.filter((_, i) => !alive[i]);
+    const alive = await Promise.all(list.map((o) => aliveCheck(ctx, room, o)));
+    return dropThese(ctx, room, j, list.filter((_, i) => !alive[i]), now);
+  }
+
+  /**
+   * What a join checks: this instance's occupants locally, and one occupant of each other instance
+   * (all of that instance's occupants when that one is gone); items without an instance one by one.
+   * A session that is gone while its instance lives (its leave's retraction failed) is the periodic
+   * sweep's to find.
+   */
+  async function dropDeadInstances(ctx: RuleContext, room: string, j: Joined, list: Occupant[]): Promise<void> {
+    const groups = new Map<string, Occupant[]>();
+    const single: Occupant[] = [];
+    const dead: Occupant[] = [];
+    for (const o of list) {
+      if (o.instance === instance) {
+        if (!localAlive(room, o)) dead.push(o);
+      } else if (o.instance === undefined) single.push(o);
+      else {
+        const g = groups.get(o.instance);
+        if (g) g.push(o);
+        else groups.set(o.instance, [o]);
+      }
+    }
+    const checks = await Promise.all([
+      ...single.map(async (o) => ((await occupantAlive(ctx, room, o)) ? [] : [o])),
+      ...[...groups.values()].map(async (g) => {
+        if (await occupantAlive(ctx, room, g[0]!)) return [];
+        const rest = await Promise.all(g.slice(1).map((o) => occupantAlive(ctx, room, o)));
+        return [g[0]!, ...g.slice(1).filter((_, i) => !rest[i])];
+      }),
+    ]);
+    await dropThese(ctx, room, j, [...dead, ...checks.flat()], true);
+  }
+
+  async function dropThese(ctx: RuleContext, room: string, j: Joined, dead: Occupant[], now: boolean): Promise<boolean> {
     for (const o of dead) {
       ctx.log.info({ room, nick: o.nick }, 'occupant whose session is gone removed');
       if (now && j.occupants.get(o.nick)?.jid === o.jid) j.occupants.delete(o.nick);
@@ -393,7 +439,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
         refuse(new StanzaError('conflict', 'that nickname is in use', 'cancel'));
         return;
       }
-      const payload = occupantPayload(me, nick, el, old);
+      const payload = occupantPayload(me, nick, el, old, instance);
       j.nick = nick; // before the publish: an alive query about the new item says yes
       try {
         await ctx.request(ps.publish(j.service, node, nick, payload));
@@ -654,6 +700,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     },
 
     onClose(ctx) {
+      local.delete(ctx.jid.toString());
       if (!ctx.state.has(KEY)) return;
       return Promise.all([...stateOf(ctx).rooms.keys()].map((r) => leave(ctx, r, false))).then(() => undefined);
     },
