@@ -11,8 +11,9 @@
 // that are gone (their proxy instance died) are found with the alive query (alive.ts) at every join
 // (one query per other proxy instance, see dropDeadInstances) and by a periodic sweep (see sweep).
 //
-// Not built yet: moderation (kick, ban, voice), room configuration beyond instant rooms, passwords,
-// members-only rooms, iqs to occupants (README, group chat).
+// The owner may set a name, a description and a password (muc-config.ts). Not built yet: moderation
+// (kick, ban, voice), members-only and temporary rooms, destroying a room, iqs to occupants (README,
+// group chat).
 import type { Element } from 'ltx';
 import { randomBytes } from 'node:crypto';
 import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
@@ -24,6 +25,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount } from './account.js';
 import { NS_ALIVE, isAlive } from './alive.js';
 import { chatService, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { applyForm, configForm, configPayload, passwordOpens, readConfig, type RoomConfig } from './muc-config.js';
 import {
   DEFAULT_HISTORY,
   MUC_SERVICE_PREFIX,
@@ -67,7 +69,7 @@ const MUC_HOST = new RegExp(`(^|@)${MUC_SERVICE_PREFIX.replace('.', '\\.')}`, 'i
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_DELAY = 'urn:xmpp:delay';
-const ROOM_FEATURES = [NS_MUC, 'muc_open', 'muc_persistent', 'muc_semianonymous', 'muc_unmoderated', 'muc_unsecured'];
+const ROOM_FEATURES = [NS_MUC, 'muc_open', 'muc_persistent', 'muc_semianonymous', 'muc_unmoderated'];
 
 /** A room the session is in (or joining). */
 interface Joined {
@@ -164,6 +166,19 @@ function historyWanted(messages: StoredMessage[], x: Element | undefined, limit:
       kept.unshift(m);
     }
     out = kept;
+  }
+  return out;
+}
+
+/** What a room's meta node holds: its creator (the owner), its subject, its configuration. */
+function readMeta(res: Element): { owner?: string; subject?: StoredMessage; config: RoomConfig } {
+  const out: { owner?: string; subject?: StoredMessage; config: RoomConfig } = { config: {} };
+  for (const item of itemsOfResult(res)) {
+    if (item.id === 'room' && typeof item.payload?.attrs.owner === 'string') out.owner = item.payload.attrs.owner.toLowerCase();
+    else if (item.id === 'subject') {
+      const m = storedMessage(item.id, item.payload);
+      if (m) out.subject = m;
+    } else if (item.id === 'config') out.config = readConfig(item.payload);
   }
   return out;
 }
@@ -300,6 +315,16 @@ export function mucRule(opts: MucOptions = {}): Rule {
       await leaveNodes(ctx, room, j, false);
       return;
     }
+    const info = readMeta(meta);
+    j.owner = created ? ctx.bare : info.owner;
+    const subject = info.subject;
+    if (!passwordOpens(info.config, el.getChild('x', NS_MUC)?.getChildText('password') ?? undefined)) {
+      // XEP-0045 §7.2.6
+      forget(st, room);
+      refuse(new StanzaError('not-authorized', 'this room needs a password', 'auth'));
+      await leaveNodes(ctx, room, j, false);
+      return;
+    }
     for (const item of itemsOfResult(occupants)) {
       const o = readOccupant(item.id, item.payload);
       if (o) j.occupants.set(o.nick, o);
@@ -316,12 +341,6 @@ export function mucRule(opts: MucOptions = {}): Rule {
       await leaveNodes(ctx, room, j, false);
       return;
     }
-    let subject: StoredMessage | undefined;
-    for (const item of itemsOfResult(meta)) {
-      if (item.id === 'room' && typeof item.payload?.attrs.owner === 'string') j.owner = item.payload.attrs.owner.toLowerCase();
-      if (item.id === 'subject') subject = storedMessage(item.id, item.payload);
-    }
-    if (created) j.owner = ctx.bare;
     const mine = readOccupant(nick, occupantPayload(me, nick, el, undefined, instance))!;
     try {
       await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el, undefined, instance)));
@@ -580,20 +599,56 @@ export function mucRule(opts: MucOptions = {}): Rule {
     ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), host));
   }
 
+  /**
+   * XEP-0045 §10: the owner's configuration form (get), its submission or an instant room's empty
+   * one (set, §10.1.2), a cancel; only from the room's owner (its creator). Destroying a room is not
+   * built.
+   */
+  async function ownerIq(ctx: RuleContext, el: Element, query: Element, room: string, domain: string): Promise<void> {
+    const service = serviceFor(domain);
+    const node = roomNodes(room).meta;
+    try {
+      const info = await ctx.request(ps.items(service, node)).then(readMeta, () => {
+        throw new StanzaError('item-not-found');
+      });
+      if (info.owner !== ctx.bare) throw new StanzaError('forbidden', 'only the room owner configures it', 'auth');
+      const x = query.getChild('x', 'jabber:x:data');
+      if (el.attrs.type === 'get') {
+        ctx.toClient(iqResult({ attrs: el.attrs }, ctx, xml('query', { xmlns: NS_MUC_OWNER }, configForm(info.config))));
+        return;
+      }
+      if (el.attrs.type !== 'set' || query.getChild('destroy')) throw new StanzaError('feature-not-implemented', 'destroying a room is not supported yet');
+      if (x?.attrs.type === 'submit') {
+        const next = applyForm(info.config, x);
+        await (ctx.service ?? ctx).request(ps.publish(service, node, 'config', configPayload(next)));
+      } else if (x?.attrs.type !== 'cancel') throw new StanzaError('bad-request', 'a submitted or cancelled jabber:x:data form is expected');
+      ctx.toClient(iqResult({ attrs: el.attrs }, ctx));
+    } catch (err) {
+      if (!(err instanceof StanzaError)) ctx.log.warn({ err: String(err), room }, 'room configuration failed');
+      ctx.toClient(errorReply(el, err instanceof StanzaError ? err : new StanzaError('internal-server-error'), room));
+    }
+  }
+
   async function iqToRoom(ctx: RuleContext, s: { attrs: Record<string, string | undefined>; el: Element }, room: string, domain: string): Promise<void> {
     const query = s.el.getChild('query');
     const ns = query?.attrs.xmlns as string | undefined;
     if (s.attrs.type === 'get' && ns === NS_DISCO_INFO && !query!.attrs.node) {
-      const exists = await ctx.request(xml('iq', { type: 'get', to: serviceFor(domain) }, xml('query', { xmlns: NS_DISCO_INFO, node: roomNodes(room).messages }))).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) {
+      const info = await ctx.request(ps.items(serviceFor(domain), roomNodes(room).meta)).then(readMeta, () => undefined);
+      if (!info) {
         ctx.toClient(errorReply(s.el, new StanzaError('item-not-found'), room));
         return;
       }
-      const name = room.slice(0, room.indexOf('@'));
-      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, xml('identity', { category: 'conference', type: 'text', name }), ...ROOM_FEATURES.map((v) => xml('feature', { var: v })))));
+      const c = info.config;
+      const name = c.name ?? room.slice(0, room.indexOf('@'));
+      const features = [...ROOM_FEATURES, c.secret ? 'muc_passwordprotected' : 'muc_unsecured'];
+      const children = [xml('identity', { category: 'conference', type: 'text', name }), ...features.map((v) => xml('feature', { var: v }))];
+      // XEP-0045 §6.4: the extended room information
+      if (c.description) {
+        children.push(
+          xml('x', { xmlns: 'jabber:x:data', type: 'result' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, 'http://jabber.org/protocol/muc#roominfo')), xml('field', { var: 'muc#roominfo_description', label: 'Description' }, xml('value', null, c.description))),
+        );
+      }
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, ...children)));
       return;
     }
     if (s.attrs.type === 'get' && ns === NS_DISCO_ITEMS) {
@@ -601,10 +656,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
       return;
     }
     if (ns === NS_MUC_OWNER) {
-      // an instant room (XEP-0045 §10.1.2): the owner accepts the default configuration
-      if (s.attrs.type === 'set' && query!.getChild('x', 'jabber:x:data')?.attrs.type === 'submit') ctx.toClient(iqResult(s, ctx));
-      else if (s.attrs.type === 'get') ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_MUC_OWNER }, xml('x', { xmlns: 'jabber:x:data', type: 'form' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, 'http://jabber.org/protocol/muc#roomconfig'))))));
-      else ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented', 'room configuration is not supported yet'), room));
+      await ownerIq(ctx, s.el, query!, room, domain);
       return;
     }
     ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), room));
