@@ -30,6 +30,9 @@ export interface ChatOptions {
 const MAPPED_TYPES = new Set([undefined, 'chat', 'normal', 'headline']);
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
+/** XEP-0249 direct and XEP-0045 §7.8.2 mediated room invitations: kept for later, though bodiless */
+const NS_CONFERENCE = 'jabber:x:conference';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 
 /** Per session: what the chat rule remembers. */
 interface ChatState {
@@ -51,11 +54,15 @@ function stateOf(ctx: RuleContext): ChatState {
   return s;
 }
 
-/** XEP-0334/XEP-0160: what is worth delivering later (a body, or an explicit store hint). */
+/**
+ * XEP-0334/XEP-0160: what is worth delivering later (a body, an invitation to a room, or an explicit
+ * store hint; not a bare chat state, receipt or marker).
+ */
 function storable(m: Element): boolean {
   if (m.getChild('no-store', NS_HINTS) || m.getChild('no-permanent-store', NS_HINTS)) return false;
   if (m.getChild('store', NS_HINTS)) return true;
-  return m.attrs.type !== 'headline' && m.getChild('body') !== undefined;
+  if (m.attrs.type === 'headline') return false;
+  return m.getChild('body') !== undefined || m.getChild('x', NS_CONFERENCE) !== undefined || m.getChild('x', NS_MUC_USER)?.getChild('invite') !== undefined;
 }
 
 function priorityOf(p: Element | undefined): number {
