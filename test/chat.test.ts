@@ -203,8 +203,13 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
 
     t.test('the backend never routed a message to a user itself', async (t) => {
       const elements = upstreamElements(cap);
-      const toUsers = elements.filter((s) => s.name === 'message' && /^(romeo@montague\.lit|paris@capulet\.lit|juliet@capulet\.lit)/.test(s.attrs.to ?? ''));
+      // the proxy's own sent carbons go to the sender's other resources, each a headline in the proxy's namespace
+      const isCarbonCopy = (s: { name: string; attrs: Record<string, string | undefined>; raw: string }) => s.name === 'message' && s.attrs.type === 'headline' && s.raw.includes('<carbon xmlns="urn:xep207-proxy:chat:0"');
+      const toUsers = elements.filter((s) => s.name === 'message' && !isCarbonCopy(s) && /^(romeo@montague\.lit|paris@capulet\.lit|juliet@capulet\.lit)/.test(s.attrs.to ?? ''));
       t.same(toUsers.map((s) => s.raw.slice(0, 100)), [], 'no <message/> to a user on the backend leg');
+      const copies = elements.filter(isCarbonCopy);
+      t.ok(copies.length > 0, 'sent carbons went to the other resources');
+      t.ok(copies.every((s) => { const inner = /<message[^>]* from="([^"/]+)\//.exec(s.raw.slice(s.raw.indexOf('<carbon')))?.[1]; return inner !== undefined && (s.attrs.to ?? '').startsWith(`${inner}/`); }), "each to the sender's own full JID");
       t.ok(elements.some((s) => s.name === 'iq' && s.raw.includes('xep207-proxy/chat/') && s.raw.includes('<publish')), 'published to chat nodes instead');
     });
   });
