@@ -34,6 +34,7 @@ import type { RuleContext } from './types.js';
 
 export const NODE_MUC_PREFIX = 'xep207-proxy/muc/';
 export const NS_MUC_NODES = 'urn:xep207-proxy:muc:0';
+/** the default MUC service of a served domain D: `conference.<D>` (--muc-prefix) */
 export const MUC_SERVICE_PREFIX = 'conference.';
 export const DEFAULT_HISTORY = 20;
 
@@ -61,9 +62,9 @@ export function roomOfNode(node: string): { room: string; kind: RoomNodeKind } |
   return { room: rest.slice(0, slash), kind };
 }
 
-/** The served domain of a MUC service JID (`conference.capulet.lit` -> `capulet.lit`). */
-export function mucDomainOf(service: string): string | undefined {
-  return service.startsWith(MUC_SERVICE_PREFIX) && service.length > MUC_SERVICE_PREFIX.length ? service.slice(MUC_SERVICE_PREFIX.length) : undefined;
+/** The served domain of a MUC service JID (`conference.capulet.lit` -> `capulet.lit`); `prefix` ends with a dot. */
+export function mucDomainOf(service: string, prefix = MUC_SERVICE_PREFIX): string | undefined {
+  return service.startsWith(prefix) && service.length > prefix.length ? service.slice(prefix.length) : undefined;
 }
 
 function baseConfig(profile: BackendProfile, maxItems: string, notifyRetract: boolean): Fields {

@@ -49,6 +49,8 @@ export interface MucOptions {
   history?: number;
   /** ms between two sweeps for occupants whose session is gone (default DEFAULT_SWEEP_MS) */
   sweepInterval?: number;
+  /** the MUC service of a served domain D is `<prefix>.<D>` (default 'conference') */
+  servicePrefix?: string;
 }
 
 /**
@@ -64,8 +66,6 @@ export const DEFAULT_SWEEP_MS = 60_000;
 export const NS_MUC_PRIVATE = 'urn:xep207-proxy:muc-private:0';
 
 const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
-/** a JID whose domain may be a MUC service (`conference.` at the start of the domain part) */
-const MUC_HOST = new RegExp(`(^|@)${MUC_SERVICE_PREFIX.replace('.', '\\.')}`, 'i');
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_DELAY = 'urn:xmpp:delay';
@@ -189,6 +189,9 @@ function iqResult(s: { attrs: Record<string, string | undefined> }, ctx: RuleCon
 
 export function mucRule(opts: MucOptions = {}): Rule {
   const served = new Answers();
+  const prefix = opts.servicePrefix !== undefined ? `${opts.servicePrefix.toLowerCase()}.` : MUC_SERVICE_PREFIX;
+  /** a JID whose domain may be a MUC service (the prefix at the start of the domain part) */
+  const mucHost = new RegExp(`(^|@)${prefix.replace(/[.\-]/g, '\\$&')}`, 'i');
   // This proxy instance, named in its occupants' items: a joiner asks one occupant per other instance
   // whether it is alive (an instance that died took all its sessions with it) instead of every
   // occupant, and answers for this instance's own sessions without asking (`local`).
@@ -205,7 +208,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
 
   /** The room's served domain, when `to` is this proxy's MUC service or one of its rooms. */
   async function ours(ctx: RuleContext, host: string): Promise<string | undefined> {
-    const domain = mucDomainOf(host);
+    const domain = mucDomainOf(host, prefix);
     if (!domain || !hasAccount(ctx)) return undefined;
     return (await servedBy(ctx, domain, served)) ? domain : undefined;
   }
@@ -679,9 +682,9 @@ export function mucRule(opts: MucOptions = {}): Rule {
       const to = s.attrs.to;
       if (to === undefined || (s.name !== 'presence' && s.name !== 'message' && s.name !== 'iq')) return false;
       // every stanza with a `to` comes here: a look at the text before a parse
-      if (!MUC_HOST.test(to)) return false;
+      if (!mucHost.test(to)) return false;
       const jid = parseJid(to);
-      if (!jid || !jid.domain.toLowerCase().startsWith(MUC_SERVICE_PREFIX)) return false;
+      if (!jid || !jid.domain.toLowerCase().startsWith(prefix)) return false;
       const host = jid.domain.toLowerCase();
       const el = s.el;
       return ours(ctx, host).then(async (domain) => {
@@ -736,7 +739,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
         const el = s.el;
         const query = el.getChild('query', NS_DISCO_ITEMS);
         if (!query) return false;
-        const jid = MUC_SERVICE_PREFIX + ctx.domain;
+        const jid = prefix + ctx.domain;
         if (!query.getChildren('item').some((i) => i.attrs.jid === jid)) query.children.push(xml('item', { jid, name: 'Chatrooms' }));
         ctx.toClient(el);
         return true;
