@@ -158,6 +158,14 @@ async function main(): Promise<void> {
       target: '(what pubsub costs alone)',
       result: '',
     });
+    rows.push({
+      figure: '(d) the same, nodes configured as chat nodes',
+      proxy: us(chat.chatFloor.p50us).slice(1),
+      raw: us(chat.native.p50us).slice(1),
+      ratio: (chat.chatFloor.p50us / chat.native.p50us).toFixed(2),
+      target: '(whitelist, max_items max, bare JID)',
+      result: '',
+    });
     const first = chat.fanOut[0];
     for (const f of chat.fanOut) {
       // linear in occupants: the CPU per delivered message does not grow with the room
