@@ -26,12 +26,13 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   for (const d of ['spool', 'logs', 'run', 'etc', 'modules', 'certs']) mkdirSync(join(dir, d));
   copyFileSync(join(CERTS, 'combined.pem'), join(dir, 'certs', 'combined.pem'));
   copyFileSync('/etc/ejabberd/inetrc', join(dir, 'etc', 'inetrc'));
-  const [port, plainPort, distPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, plainPort, tlsPort, distPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const node = `xep207-${randomBytes(4).toString('hex')}@localhost`;
   const values = {
     DIR: dir,
     C2S_PORT: port,
     PLAIN_PORT: plainPort,
+    TLS_PORT: tlsPort,
     DIST_PORT: distPort,
     NODE: node,
     COOKIE: randomBytes(12).toString('hex'),
@@ -76,6 +77,14 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
     host: '127.0.0.1',
     port,
     plainPort,
+    tlsPort,
+    pid: () => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    },
     dir,
     logFile,
     register: async (user, domain, password) => {
@@ -107,6 +116,9 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
  * distribution port takes ~0.4 s for 50.
  */
 async function registerOverRpc(node: string, cookie: string, distPort: number, users: ReadonlyArray<readonly [string, string, string]>): Promise<void> {
+  // one command-line argument holds the list: Linux caps one at 128 KiB, so thousands go in batches
+  for (let i = 500; i < users.length; i += 500) await registerOverRpc(node, cookie, distPort, users.slice(i, i + 500));
+  users = users.slice(0, 500);
   if (users.length === 0) return;
   const bin = (s: string) => `<<"${s.replace(/[\\"]/g, '\\$&')}"/utf8>>`;
   const list = users.map(([u, d, p]) => `{${bin(u)},${bin(d)},${bin(p)}}`).join(',');
