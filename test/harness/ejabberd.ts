@@ -1,7 +1,7 @@
 // Starts a private ejabberd (Debian package) for one test file: own run folder under the system temp
 // dir, random loopback ports, config from test/backends/ejabberd/, users registered with ejabberdctl.
 // See ../shared/research/BACKENDS.md for why each setting is there.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
     kill('SIGKILL');
     throw new Error(`ejabberd did not start: ${(err as Error).message}\n${tail(consoleLog)}\n${tail(logFile)}`);
   }
+  raiseFdLimit(pidFile);
   const backend: Backend = {
     kind: 'ejabberd',
     host: '127.0.0.1',
@@ -127,6 +128,21 @@ async function registerOverRpc(node: string, cookie: string, distPort: number, u
     ` io:format("~p~n", [Bad]), halt(case Bad of [] -> 0; _ -> 1 end).`;
   const name = `reg${randomBytes(4).toString('hex')}@localhost`;
   await run('erl', ['-sname', name, '-hidden', '-noinput', '-setcookie', cookie, '-erl_epmd_port', String(distPort), '-start_epmd', 'false', '-dist_listen', 'false', '-eval', expr]);
+}
+
+/**
+ * `su` gives the beam the default soft limit of 1024 open files, a few hundred sessions: raise it to
+ * this process's hard limit (root may; elsewhere it stays as it is). ejabberdctl sets
+ * ERL_MAX_PORTS=32000, so the beam itself takes that many.
+ */
+function raiseFdLimit(pidFile: string): void {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    const hard = Number(execFileSync('bash', ['-c', 'ulimit -Hn']).toString().trim());
+    if (pid && Number.isFinite(hard)) execFileSync('prlimit', ['--pid', String(pid), `--nofile=${hard}:${hard}`], { stdio: 'ignore' });
+  } catch {
+    /* not root, or no prlimit: the default limit */
+  }
 }
 
 function alive(pid: number): boolean {
