@@ -11,7 +11,7 @@
 //            logins/s, connect -> bound and connect -> initial presence answered (the session's own
 //            presence back, RFC 6121 §4.2.2), CPU per login of the middlebox and of ejabberd
 //   idle     RSS per idle session (bound, initial presence sent) at each of BENCH_USERS_IDLE
-//            (1000,5000) distinct accounts, from the middlebox's RSS before them
+//            (1000,5000) distinct accounts, from the RSS of a freshly started middlebox (first)
 //   relay    4 connections x 64 messages in flight to their own full JIDs: relayed stanzas per
 //            middlebox CPU-second
 //   latency  one message to oneself at a time, through the middlebox and directly, in alternating
@@ -110,7 +110,8 @@ async function rawBox(name: 'raw' | 'rawtls', host: string, port: number): Promi
 /** The proxy as a user starts it: bin/xep207-proxy with its defaults plus `args`. */
 async function cliBox(name: 'proxy-off' | 'proxy-tls', args: string[]): Promise<Box> {
   const port = await freePort();
-  const cmd = [process.execPath, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
+  const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const cmd = [process.execPath, ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
   // the open-files limit raised as for the other middleboxes (two sockets per session)
   const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
@@ -251,11 +252,13 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const latencySamples = envNumber('BENCH_USERS_LATENCY_SAMPLES', QUICK ? 500 : 2000);
   const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,rawtls,proxy-tls').split(',') as BoxName[];
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
-  // accounts: one set per middlebox for its logins (a first login is a first login for the proxy),
-  // one set shared by the idle phases
+  // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
   const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replace('-', '')}${i}`);
-  const idleUsers = Array.from({ length: maxIdle }, (_, i) => `i${i}`);
-  const all = [...names.flatMap(loginUsers), ...idleUsers];
+  // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both)
+  const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replace('-', ''));
+  const idleUsers = (name: BoxName) => Array.from({ length: maxIdle }, (_, i) => `i${idleSet(name)}${i}`);
+  const idleSets = [...new Set(names.map(idleSet))];
+  const all = [...names.flatMap(loginUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
   log(`  starting ejabberd and registering ${all.length} accounts`);
   const backend = await startEjabberd({ loglevel: 'warning', users: all.map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
   const beam = backend.pid?.();
@@ -263,7 +266,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   log(pinned ? '  pinned: ejabberd and the load generator on CPU 1, each middlebox on CPU 0' : '  not pinned (one CPU, or taskset missing): CPU figures include contention');
   const boxes: UsersResult['boxes'] = {};
   try {
-    for (const name of names) {
+    const start = async (name: BoxName): Promise<Box> => {
       const box =
         name === 'raw'
           ? await rawBox('raw', backend.host, backend.plainPort!)
@@ -273,6 +276,20 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
               ? await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off'])
               : await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem')]);
       if (pinned) pin(box.pid, 0);
+      return box;
+    };
+    for (const name of names) {
+      // the idle phase in a process of its own, freshly started: what its RSS grows by is what the
+      // sessions cost, logins included, not what earlier phases left in its heap
+      const fresh = await start(name);
+      let idle: BoxResult['idle'];
+      try {
+        idle = await idlePhase(fresh, idleUsers(name), idleSizes);
+      } finally {
+        await fresh.stop();
+      }
+      log(`  ${name.padEnd(9)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
+      const box = await start(name);
       try {
         const users = loginUsers(name);
         const first = await loginPhase(box, beam, users, concurrency, 'first');
@@ -283,8 +300,6 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
           `${p.perSecond.toFixed(0)} logins/s, bound p50 ${(p.bound.p50us / 1e3).toFixed(1)} ms p99 ${(p.bound.p99us / 1e3).toFixed(1)} ms, presence p50 ${(p.presence.p50us / 1e3).toFixed(1)} ms p99 ${(p.presence.p99us / 1e3).toFixed(1)} ms${p.noPresence ? ` (${p.noPresence} without)` : ''}, CPU per login ${(p.cpuPerLoginUs / 1e3).toFixed(2)} ms (ejabberd ${(p.backendCpuPerLoginUs / 1e3).toFixed(2)} ms)`;
         log(`  ${name.padEnd(9)} first login:  ${fmt(first.phase)}`);
         log(`  ${name.padEnd(9)} second login: ${fmt(second.phase)}`);
-        const idle = await idlePhase(box, idleUsers, idleSizes);
-        log(`  ${name.padEnd(9)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
         const relay = await loadRound(box, box.port, users.slice(0, 4), 4, 64, relaySeconds, `relay-${name}`);
         log(`  ${name.padEnd(9)} relay: ${(relay.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s (${relay.relayed} relayed, ${relay.cpuSeconds.toFixed(2)} CPU-s)`);
         const lat = await latencyPhase(box, backend.plainPort!, users[4] ?? users[0]!, latencySamples);

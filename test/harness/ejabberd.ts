@@ -1,8 +1,8 @@
 // Starts a private ejabberd (Debian package) for one test file: own run folder under the system temp
 // dir, random loopback ports, config from test/backends/ejabberd/, users registered with ejabberdctl.
 // See ../shared/research/BACKENDS.md for why each setting is there.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +40,11 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   };
   fillTemplate(join(TEMPLATES, opts.template ?? 'ejabberd.yml'), join(dir, 'ejabberd.yml'), values);
   fillTemplate(join(TEMPLATES, 'ejabberdctl.cfg'), join(dir, 'ejabberdctl.cfg'), values);
+  // as root, ejabberdctl starts the beam through `su`, which leaves it the default soft limit of 1024
+  // open files (a few hundred sessions; the Erlang VM sizes its tables by it at boot): the cfg's ERL
+  // is this wrapper, which raises the soft limit to the hard one first
+  writeFileSync(join(dir, 'erl'), '#!/bin/sh\nulimit -n "$(ulimit -Hn)" 2>/dev/null\nexec /usr/bin/erl "$@"\n');
+  chmodSync(join(dir, 'erl'), 0o755);
   const ids = systemUser('ejabberd'); // as root, ejabberdctl runs beam as this user
   if (ids) {
     for (const d of ['spool', 'logs', 'run', 'modules', 'certs']) chownSync(join(dir, d), ids.uid, ids.gid);
@@ -72,7 +77,6 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
     kill('SIGKILL');
     throw new Error(`ejabberd did not start: ${(err as Error).message}\n${tail(consoleLog)}\n${tail(logFile)}`);
   }
-  raiseFdLimit(pidFile);
   const backend: Backend = {
     kind: 'ejabberd',
     host: '127.0.0.1',
@@ -128,21 +132,6 @@ async function registerOverRpc(node: string, cookie: string, distPort: number, u
     ` io:format("~p~n", [Bad]), halt(case Bad of [] -> 0; _ -> 1 end).`;
   const name = `reg${randomBytes(4).toString('hex')}@localhost`;
   await run('erl', ['-sname', name, '-hidden', '-noinput', '-setcookie', cookie, '-erl_epmd_port', String(distPort), '-start_epmd', 'false', '-dist_listen', 'false', '-eval', expr]);
-}
-
-/**
- * `su` gives the beam the default soft limit of 1024 open files, a few hundred sessions: raise it to
- * this process's hard limit (root may; elsewhere it stays as it is). ejabberdctl sets
- * ERL_MAX_PORTS=32000, so the beam itself takes that many.
- */
-function raiseFdLimit(pidFile: string): void {
-  try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    const hard = Number(execFileSync('bash', ['-c', 'ulimit -Hn']).toString().trim());
-    if (pid && Number.isFinite(hard)) execFileSync('prlimit', ['--pid', String(pid), `--nofile=${hard}:${hard}`], { stdio: 'ignore' });
-  } catch {
-    /* not root, or no prlimit: the default limit */
-  }
 }
 
 function alive(pid: number): boolean {
