@@ -133,7 +133,6 @@ export class Account {
     // user's (their real presence goes into the `presence` node).
     this.ctx.toBackend(xml('presence'));
     await this.ensureNodes(budget, options);
-    await this.loadRoster(budget);
     if (budget.retries > 0) this.ctx.log.info({ retries: budget.retries }, 'account setup done after retries');
   }
 
@@ -161,7 +160,13 @@ export class Account {
     return p;
   }
 
-  /** Create our nodes where missing; subscribe the owner where the backend needs it. */
+  /**
+   * Create our nodes where missing, subscribe the owner where the backend needs it, load the roster.
+   * Round trips are what a login waits for, so nothing waits that need not: the creations go out
+   * together (through the profile's gate: ejabberd takes one at a time), the roster is read
+   * meanwhile when its node exists, and not at all when this login just made it (empty); the owner's
+   * subscriptions are listed only where a node existed before.
+   */
   private async ensureNodes(budget: RetryBudget, options: AccountOptions): Promise<void> {
     let gate = options.creates.get(this.profile.name);
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
@@ -173,26 +178,42 @@ export class Account {
     } catch (err) {
       this.ctx.log.warn({ err: String(err) }, 'cannot list own PEP nodes');
     }
-    for (const node of wanted) {
-      if (existing.has(node)) continue;
-      try {
-        await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
-        this.ctx.log.info({ node }, 'created node');
-      } catch (err) {
-        if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
-      }
-    }
-    if (!this.profile.ownerNotifiedImplicitly) {
+    const roster = existing.has(NODE_ROSTER) ? this.loadRoster(budget) : undefined;
+    roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
+    // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
+    const created = new Set<string>();
+    await Promise.all(
+      wanted
+        .filter((node) => !existing.has(node))
+        .map(async (node) => {
+          try {
+            await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
+            created.add(node);
+            this.ctx.log.info({ node }, 'created node');
+          } catch (err) {
+            if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
+          }
+        }),
+    );
+    if (!roster && created.has(NODE_ROSTER)) this.rosterLoaded = true; // made just now: empty
+    await Promise.all([
+      roster ?? (this.rosterLoaded ? undefined : this.loadRoster(budget)),
+      this.profile.ownerNotifiedImplicitly ? undefined : this.subscribeOwner(budget, wanted, created),
+    ]);
+  }
+
+  /** Where the owner is not notified of its own nodes implicitly: subscribe its bare JID to them. */
+  private async subscribeOwner(budget: RetryBudget, wanted: string[], created: Set<string>): Promise<void> {
+    let have = new Set<string>();
+    if (wanted.some((node) => !created.has(node))) {
       const subs = await budget.run('list subscriptions', () => this.ctx.request(ps.mySubscriptions(undefined))).catch(() => undefined);
-      const have = new Set(
+      have = new Set(
         subs?.getChild('pubsub')?.getChild('subscriptions')?.getChildren('subscription')
           .filter((s) => s.attrs.jid === this.bare && s.attrs.subscription === 'subscribed')
           .map((s) => s.attrs.node as string) ?? [],
       );
-      for (const node of wanted) {
-        if (!have.has(node)) await budget.run(`subscribe ${node}`, () => this.ctx.request(ps.subscribe(undefined, node, this.bare)));
-      }
     }
+    await Promise.all(wanted.filter((node) => !have.has(node)).map((node) => budget.run(`subscribe ${node}`, () => this.ctx.request(ps.subscribe(undefined, node, this.bare)))));
   }
 
   private async loadRoster(budget: RetryBudget): Promise<void> {
