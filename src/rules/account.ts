@@ -162,15 +162,18 @@ export class Account {
 
   /**
    * Create our nodes where missing, subscribe the owner where the backend needs it, load the roster.
-   * Round trips are what a login waits for, so nothing waits that need not: the creations go out
-   * together (through the profile's gate: ejabberd takes one at a time), the roster is read
-   * meanwhile when its node exists, and not at all when this login just made it (empty); the owner's
-   * subscriptions are listed only where a node existed before.
+   * Round trips are what a login waits for, so nothing waits that need not: the roster is read
+   * together with the listing of the nodes (again, with retries, if that read failed though the
+   * node exists), the creations go out together (through the profile's gate: ejabberd takes one at a
+   * time), the roster of a node this login just made is empty; the owner's subscriptions are listed
+   * only where a node existed before. A later login waits for one round trip.
    */
   private async ensureNodes(budget: RetryBudget, options: AccountOptions): Promise<void> {
     let gate = options.creates.get(this.profile.name);
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
     const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED];
+    // the roster read goes out with the listing: on every login but the first its node is there
+    const early = this.ctx.request(ps.items(undefined, NODE_ROSTER)).catch(() => undefined);
     let existing = new Set<string>();
     try {
       const res = await budget.run('list nodes', () => this.ctx.request(ps.discoItems(this.bare)));
@@ -178,7 +181,7 @@ export class Account {
     } catch (err) {
       this.ctx.log.warn({ err: String(err) }, 'cannot list own PEP nodes');
     }
-    const roster = existing.has(NODE_ROSTER) ? this.loadRoster(budget) : undefined;
+    const roster = existing.has(NODE_ROSTER) ? early.then((res) => (res ? this.readRoster(res) : this.loadRoster(budget))) : undefined;
     roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
     // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
     const created = new Set<string>();
@@ -217,7 +220,10 @@ export class Account {
   }
 
   private async loadRoster(budget: RetryBudget): Promise<void> {
-    const res = await budget.run('load roster', () => this.ctx.request(ps.items(undefined, NODE_ROSTER)));
+    this.readRoster(await budget.run('load roster', () => this.ctx.request(ps.items(undefined, NODE_ROSTER))));
+  }
+
+  private readRoster(res: Element): void {
     for (const item of itemsOfResult(res)) {
       const e = fromStored(item.payload);
       if (e && e.jid === item.id) this.roster.set(e.jid, e);
