@@ -8,21 +8,11 @@ import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
 import { freePort, type Backend } from './harness/common.js';
 import { RawClient, HEADER, xml } from './harness/xmpp.js';
-import { PASSWORD, USERS, isPresence, isPush, sessions, type Client } from './harness/roster.js';
+import { PASSWORD, USERS, isPresence, sessions, subscribe, type Client } from './harness/roster.js';
 import { admin, parsePrometheus, recordingLogger, sample, until } from './harness/admin.js';
 import { waitFor } from './harness/xmpp.js';
 
 const LOOPBACK_ADMIN = { host: '127.0.0.1', port: 0 };
-
-/** `from` gets `to`'s presence: from subscribes, to approves. */
-async function subscribe(from: Client, to: Client): Promise<void> {
-  const fromBare = from.jid!.bare().toString();
-  const toBare = to.jid!.bare().toString();
-  await from.send(xml('presence', { to: toBare, type: 'subscribe' }));
-  await waitFor(to, isPresence(fromBare, 'subscribe'));
-  await to.send(xml('presence', { to: fromBare, type: 'subscribed' }));
-  await waitFor(from, (s: Element) => isPush(toBare, { subscription: 'to' })(s) || isPush(toBare, { subscription: 'both' })(s));
-}
 
 /** A software version query to the server: no rule maps it (its answer, or error, passes through). */
 async function version(c: Client): Promise<void> {
