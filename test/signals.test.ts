@@ -2,7 +2,7 @@
 // on another proxy sees the leaving user go unavailable before that user's stream is shut down, and
 // a backend that stops answering does not hold the exit beyond --drain-timeout), SIGHUP reloads the
 // TLS certificate (a new connection gets the new one while an old session stays up).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
 import { startCapture } from './harness/capture.js';
 import { CERTS, freePort, type Backend } from './harness/common.js';
-import { start } from './harness/cli.js';
+import { start, type Running } from './harness/cli.js';
 import { HEADER, RawClient, waitFor } from './harness/xmpp.js';
 import { PASSWORD, USERS, isPresence, sessions, subscribe } from './harness/roster.js';
 
@@ -46,6 +46,15 @@ async function offeredCertificate(port: number): Promise<string> {
   return fp;
 }
 
+/** The command on a free loopback port with these options, killed at the end of the test. */
+async function proxyProcess(t: Test, args: string[]): Promise<{ proc: Running; port: number }> {
+  const port = await freePort();
+  const proc = start(['--listen', `127.0.0.1:${port}`, ...args]);
+  t.teardown(() => proc.child.kill('SIGKILL'));
+  await proc.waitLog((l) => l.msg === 'listening');
+  return { proc, port };
+}
+
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
@@ -69,10 +78,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       // the backend leg through a recorder: when the backend acknowledged the unavailability
       const cap = await startCapture(backend.host, backend.port);
       t.teardown(() => cap.stop());
-      const port = await freePort();
-      const proc = start(['--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${cap.port}`, '--upstream-tls', 'off', ...tlsArgs, '--drain-timeout', '8']);
-      t.teardown(() => proc.child.kill('SIGKILL'));
-      await proc.waitLog((l) => l.msg === 'listening');
+      const { proc, port } = await proxyProcess(t, ['--upstream', `tcp://127.0.0.1:${cap.port}`, '--upstream-tls', 'off', ...tlsArgs, '--drain-timeout', '8']);
       const romeo = await login('romeo', 'montague.lit', 'watching');
       await online(romeo);
       const juliet = await available(port, 'leaving');
@@ -106,10 +112,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
     t.test('SIGTERM with a backend that stopped answering: exit 0 within --drain-timeout', async (t) => {
       const cap = await startCapture(backend.host, backend.port);
       t.teardown(() => cap.stop());
-      const port = await freePort();
-      const proc = start(['--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${cap.port}`, '--upstream-tls', 'off', ...tlsArgs, '--drain-timeout', '2']);
-      t.teardown(() => proc.child.kill('SIGKILL'));
-      await proc.waitLog((l) => l.msg === 'listening');
+      const { proc, port } = await proxyProcess(t, ['--upstream', `tcp://127.0.0.1:${cap.port}`, '--upstream-tls', 'off', ...tlsArgs, '--drain-timeout', '2']);
       const juliet = await available(port, 'stuck');
       await juliet.expect(/<presence[^>]*from=["']juliet@capulet.lit\/stuck["']/, 10_000); // her own presence: published
       cap.freeze(); // the unavailability publish will get no answer
@@ -128,10 +131,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const key = join(dir, 'key.pem');
       copyFileSync(join(CERTS, 'cert.pem'), cert);
       copyFileSync(join(CERTS, 'key.pem'), key);
-      const port = await freePort();
-      const proc = start(['--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem'), '--tls-cert', cert, '--tls-key', key]);
-      t.teardown(() => proc.child.kill('SIGKILL'));
-      await proc.waitLog((l) => l.msg === 'listening');
+      const { proc, port } = await proxyProcess(t, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem'), '--tls-cert', cert, '--tls-key', key]);
       const oldFp = fingerprint(readFileSync(cert, 'utf8'));
       const old = await RawClient.login(port, 'capulet.lit', 'juliet', PASSWORD, 'before-hup');
       t.equal((old.socket as tls.TLSSocket).getPeerCertificate().fingerprint256, oldFp, 'the old session has the old certificate');
