@@ -58,7 +58,14 @@ export class Proxy {
     this.upstreamCa = config.upstreamCa ? readFileSync(config.upstreamCa) : undefined;
     this.service =
       config.serviceJid && config.servicePassword
-        ? new ServiceAccount({ config, jid: config.serviceJid, password: config.servicePassword, log: opts.log, ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}) })
+        ? new ServiceAccount({
+            config,
+            jid: config.serviceJid,
+            password: config.servicePassword,
+            log: opts.log,
+            ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
+            ...(this.metrics ? { onTimeout: () => this.metrics!.requestTimedOut('service') } : {}),
+          })
         : undefined;
   }
 

@@ -7,7 +7,8 @@ import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
 import { freePort, type Backend } from './harness/common.js';
-import { RawClient, HEADER, xml } from './harness/xmpp.js';
+import { RawClient, HEADER, connect, xml } from './harness/xmpp.js';
+import { startCapture } from './harness/capture.js';
 import { PASSWORD, USERS, isPresence, sessions, subscribe, type Client } from './harness/roster.js';
 import { admin, parsePrometheus, recordingLogger, sample, until } from './harness/admin.js';
 import { waitFor } from './harness/xmpp.js';
@@ -68,7 +69,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
     t.test('/metrics: sessions, logins, stanzas by rule, rewrite durations, stream errors, bytes, event-loop lag', async (t) => {
       const before = parsePrometheus((await admin(adminPort, '/metrics')).body).samples;
       t.equal(sample(before, 'xep207_sessions', { transport: 'tcp' }), 0, 'no session yet');
-      t.equal(sample(before, 'xep207_backend_request_timeouts_total'), 0, 'time-outs: 0');
+      t.equal(sample(before, 'xep207_backend_request_timeouts_total', { account: 'session' }), 0, 'time-outs: 0');
       const juliet = await login('juliet', 'capulet.lit', 'metrics');
       const romeo = await login('romeo', 'montague.lit', 'metrics');
       await Promise.all([online(juliet), online(romeo)]);
@@ -115,6 +116,22 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const after = parsePrometheus((await admin(adminPort, '/metrics')).body).samples;
       t.equal(sample(after, 'xep207_sessions', { transport: 'tcp' }), 0, 'sessions closed');
       t.ok(sample(after, 'xep207_bytes_total', { leg: 'client', direction: 'in' })! >= sample(samples, 'xep207_bytes_total', { leg: 'client', direction: 'in' })!, 'bytes of closed sessions kept');
+    });
+
+    t.test('/metrics: a backend that stops answering: request time-outs', async (t) => {
+      const cap = await startCapture(backend.host, backend.port);
+      t.teardown(() => cap.stop());
+      const slow = await startTestProxy({ host: '127.0.0.1', port: cap.port }, { upstreamTls: 'off', requestTimeout: 300, adminListen: LOOPBACK_ADMIN });
+      t.teardown(() => slow.stop());
+      const juliet = (await connect({ port: slow.port, domain: 'capulet.lit', username: 'juliet', password: PASSWORD, resource: 'frozen' })) as Client;
+      t.teardown(() => juliet.stop().catch(() => undefined));
+      await online(juliet);
+      cap.freeze();
+      await juliet.send(xml('presence', {}, xml('status', {}, 'into the void')));
+      const timeouts = async () => sample(parsePrometheus((await admin(slow.proxy.adminAddress!.port, '/metrics')).body).samples, 'xep207_backend_request_timeouts_total', { account: 'session' })!;
+      const deadline = Date.now() + 10_000;
+      while ((await timeouts()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      t.ok((await timeouts()) >= 1, 'counted');
     });
 
     t.test('trace: both sides of every rewrite of the traced user, and only theirs; on and off at runtime', async (t) => {

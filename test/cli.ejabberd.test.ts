@@ -12,13 +12,15 @@ import { RawClient, connect, xml } from './harness/xmpp.js';
 t.test('--help names every flag and its environment variable', async (t) => {
   const r = runSync(['--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--log-level', '--log-pretty', '--config']) {
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--admin-listen', '--drain-timeout', '--trace', '--log-level', '--log-pretty', '--config']) {
     t.match(r.stdout, flag, flag);
   }
   t.match(r.stdout, /XEP207_LISTEN/);
   t.match(r.stdout, /XEP207_MAX_STANZA_SIZE/);
   t.match(r.stdout, /default: 262144/);
   t.match(r.stdout, /XEP207_HEADER_TIMEOUT/);
+  for (const env of ['XEP207_ADMIN_LISTEN', 'XEP207_DRAIN_TIMEOUT', 'XEP207_TRACE', 'XEP207_CONFIG']) t.match(r.stdout, env, env);
+  t.match(r.stdout, /SIGHUP reloads/);
 });
 
 t.test('a bad value exits 2 with one line naming the flag', async (t) => {
@@ -40,6 +42,11 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MAX_DEPTH: 'deep' }, /--max-depth/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LOG_PRETTY: 'perhaps' }, /XEP207_LOG_PRETTY/],
     [['--config', '/nonexistent.json'], {}, /--config: cannot read/],
+    [[], { XEP207_CONFIG: '/nonexistent.json' }, /--config: cannot read/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--admin-listen', 'nope'], {}, /--admin-listen: expected \[host:\]port/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--drain-timeout', '0'], {}, /--drain-timeout: expected seconds/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--trace', 'capulet.lit'], {}, /--trace: expected a JID/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_TRACE: 'juliet@capulet.lit, not a jid' }, /--trace: expected a JID .*'not'/],
     [['--nonsense'], {}, /unknown option '--nonsense'/],
   ];
   for (const [args, env, re] of cases) {
@@ -54,6 +61,9 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
   const busy = runSync(['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1']);
   t.equal(busy.code, 2, 'port in use: exit 2');
   t.match(busy.stderr, /--listen: .*EADDRINUSE/);
+  const adminBusy = runSync(['--listen', `127.0.0.1:${await freePort()}`, '--upstream', 'tcp://127.0.0.1:1', '--admin-listen', `127.0.0.1:${port}`]);
+  t.equal(adminBusy.code, 2, 'admin port in use: exit 2');
+  t.match(adminBusy.stderr, /--admin-listen: .*EADDRINUSE/);
   blocker.child.kill('SIGTERM');
   t.equal(await blocker.exited, 0);
 });
@@ -74,6 +84,23 @@ t.test('--header-timeout: a client stalling in its stream header is cut off afte
   t.equal(await proc.exited, 0);
 });
 
+t.test('--admin-listen: a bare port is loopback; --trace repeated, XEP207_TRACE a list, flags win', async (t) => {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const base = ['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1', '--admin-listen', String(adminPort)];
+  const traced = async (args: string[], env: Record<string, string>) => {
+    const r = start([...base, ...args], env);
+    const l = await r.waitLog((l) => l.msg === 'admin listening');
+    t.equal(l.admin, `127.0.0.1:${adminPort}`, 'on loopback');
+    const list = ((await (await fetch(`http://127.0.0.1:${adminPort}/trace`)).json()) as { trace: string[] }).trace;
+    r.child.kill('SIGTERM');
+    t.equal(await r.exited, 0);
+    return list;
+  };
+  t.same(await traced(['--trace', 'Juliet@Capulet.lit', '--trace', 'romeo@montague.lit/orchard'], {}), ['juliet@capulet.lit', 'romeo@montague.lit/orchard'], 'both flags, canonical');
+  t.same(await traced([], { XEP207_TRACE: 'juliet@capulet.lit, nurse@capulet.lit romeo@montague.lit' }), ['juliet@capulet.lit', 'nurse@capulet.lit', 'romeo@montague.lit'], 'a list from the environment');
+  t.same(await traced(['--trace', 'nurse@capulet.lit'], { XEP207_TRACE: 'juliet@capulet.lit' }), ['nurse@capulet.lit'], 'flags win');
+});
+
 t.test('flags win over the environment, which wins over --config', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'xep207-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,6 +117,11 @@ t.test('flags win over the environment, which wins over --config', async (t) => 
   await check([], {}, p1);
   await check([], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p2);
   await check(['--listen', `127.0.0.1:${p3}`], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p3);
+  // XEP207_CONFIG names the file as --config does (a container mounting its settings)
+  const viaEnv = start([], { XEP207_CONFIG: file });
+  t.equal((await viaEnv.waitLog((l) => l.msg === 'listening')).listen, `127.0.0.1:${p1}`, 'XEP207_CONFIG');
+  viaEnv.child.kill('SIGTERM');
+  t.equal(await viaEnv.exited, 0);
   writeFileSync(file, JSON.stringify({ listen: 5222, bogus: 1 }));
   const bad = runSync(['--config', file]);
   t.equal(bad.code, 2);

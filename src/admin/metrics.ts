@@ -79,7 +79,7 @@ export class Metrics implements SessionMeter {
   private readonly connections: Counter<'transport'>;
   private readonly logins: Counter<'transport' | 'result'>;
   private readonly streamErrors: Counter<'condition'>;
-  private readonly timeouts: Counter;
+  private readonly timeouts: Counter<'account'>;
   /** set by the proxy: 1 while draining (SIGTERM) */
   readonly draining: Gauge;
 
@@ -91,7 +91,12 @@ export class Metrics implements SessionMeter {
     this.connections = new Counter({ name: 'xep207_connections_total', help: 'Client connections accepted, by transport', labelNames: ['transport'], registers });
     this.logins = new Counter({ name: 'xep207_logins_total', help: 'SASL exchanges relayed to the backend, by transport and result (ok, failed)', labelNames: ['transport', 'result'], registers });
     this.streamErrors = new Counter({ name: 'xep207_stream_errors_total', help: "Stream errors sent to clients (the proxy's own and the backend's relayed), by condition", labelNames: ['condition'], registers });
-    this.timeouts = new Counter({ name: 'xep207_backend_request_timeouts_total', help: "The proxy's own requests to the backend that got no answer within --request-timeout", registers });
+    this.timeouts = new Counter({
+      name: 'xep207_backend_request_timeouts_total',
+      help: "The proxy's own requests to the backend that got no answer within --request-timeout, by the account that sent them (session: a user's, service: --service-jid)",
+      labelNames: ['account'],
+      registers,
+    });
     this.draining = new Gauge({ name: 'xep207_draining', help: '1 while the proxy drains its sessions before exiting (SIGTERM)', registers });
     const lanes = [['from_client', source.tally.client], ['from_backend', source.tally.backend]] as const;
     new Counter({
@@ -137,6 +142,7 @@ export class Metrics implements SessionMeter {
     this.connections.inc({ transport: 'tcp' }, 0);
     for (const result of ['ok', 'failed']) this.logins.inc({ transport: 'tcp', result }, 0);
     this.draining.set(0);
+    for (const account of ['session', 'service']) this.timeouts.inc({ account }, 0);
   }
 
   opened(transport: string): void {
@@ -156,8 +162,8 @@ export class Metrics implements SessionMeter {
     this.streamErrors.inc({ condition });
   }
 
-  requestTimedOut(): void {
-    this.timeouts.inc();
+  requestTimedOut(account: 'session' | 'service' = 'session'): void {
+    this.timeouts.inc({ account });
   }
 
   text(): Promise<string> {

@@ -35,8 +35,10 @@ export function parsePrometheus(text: string): { types: Map<string, string>; sam
     if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in ${line}`);
+    // as Prometheus reads them (Go's ParseFloat: Inf and NaN in any case; prom-client writes 'Nan')
+    const v = m[3]!.toLowerCase();
+    const value = v === '+inf' || v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v === 'nan' ? NaN : Number(m[3]);
+    if (Number.isNaN(value) && v !== 'nan') throw new Error(`bad value in ${line}`);
     const base = m[1]!.replace(/_(bucket|sum|count)$/, '');
     if (!types.has(m[1]!) && !types.has(base)) throw new Error(`sample of an undeclared metric: ${line}`);
     samples.push({ name: m[1]!, labels, value });
