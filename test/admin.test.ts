@@ -179,8 +179,12 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await romeo.iqCaller.request(xml('iq', { type: 'get', to: 'montague.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
       await until(() => rewrites('romeo@montague.lit/watching').some((l) => l.rule === 'ping'), 'one resource traced');
       await admin(adminPort, '/trace/' + encodeURIComponent('romeo@montague.lit/watching'), 'DELETE');
-      t.notOk(lines.some((l) => JSON.stringify(l).includes(PASSWORD)), 'never a password');
       await Promise.all([juliet.stop(), romeo.stop()]);
+      // the session's close: what the presence rule does for a client that leaves
+      await until(() => rewrites('juliet@capulet.lit').some((l) => l.from === 'onClose' && l.rule === 'presence'), 'the close logged');
+      const close = rewrites('juliet@capulet.lit').find((l) => l.from === 'onClose' && l.rule === 'presence')!;
+      t.ok(outs(close).some((o) => o.to === 'backend' && /<publish node=["']presence["']/.test(o.xml!) && /type=["']unavailable["']/.test(o.xml!)), 'its unavailability published');
+      t.notOk(lines.some((l) => JSON.stringify(l).includes(PASSWORD)), 'never a password');
     });
 
     const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;

@@ -443,7 +443,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     void (async () => {
       for (const r of rules.onBound) {
         try {
-          await this.hook('onBound', () => r.onBound!(ctx));
+          await this.hook('onBound', r.name, () => r.onBound!(ctx));
         } catch (err) {
           this.log.error({ err, rule: r.name }, 'onBound failed');
         }
@@ -516,14 +516,15 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   /** A hook of the rules (onBound, onClose): in a traced session, what it sends is logged with it. */
-  private hook<T>(name: string, run: () => T): T {
+  private hook<T>(hook: 'onBound' | 'onClose', rule: string, run: () => T): T {
     const trace = this.trace;
     if (!trace) return run();
-    const rw = trace.begin(name);
+    const rw = trace.begin(hook);
     const result = trace.within(rw, run);
+    // a hook that sent nothing (most rules at close) is not worth a line
     void Promise.resolve(result).then(
-      () => trace.end(rw, name),
-      (err: unknown) => trace.end(rw, name, err),
+      () => (rw.out.length > 0 ? trace.end(rw, rule) : (rw.done = true)),
+      (err: unknown) => trace.end(rw, rule, err),
     );
     return result;
   }
@@ -613,7 +614,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         await Promise.all(
           hooks.map(async (r) => {
             try {
-              await this.hook('onClose', () => r.onClose!(this.ctx!));
+              await this.hook('onClose', r.name, () => r.onClose!(this.ctx!));
             } catch (err) {
               this.log.warn({ err, rule: r.name }, 'onClose failed');
             }
