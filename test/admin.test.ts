@@ -118,6 +118,25 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.ok(sample(after, 'xep207_bytes_total', { leg: 'client', direction: 'in' })! >= sample(samples, 'xep207_bytes_total', { leg: 'client', direction: 'in' })!, 'bytes of closed sessions kept');
     });
 
+    t.test('a drain: /readyz 503 and xep207_draining 1 from its first moment, until the listener closes', async (t) => {
+      const leaving = await startTestProxy(backend, { adminListen: LOOPBACK_ADMIN });
+      const port = leaving.proxy.adminAddress!.port;
+      const raw = await RawClient.login(leaving.port, 'capulet.lit', 'juliet', PASSWORD, 'draining');
+      raw.send('<presence/>');
+      await raw.expect(/<presence[^>]*from=["']juliet@capulet.lit\/draining["']/, 10_000);
+      const drained = leaving.proxy.drain(5000);
+      const [ready, metrics] = await Promise.all([admin(port, '/readyz'), admin(port, '/metrics')]);
+      t.equal(ready.status, 503);
+      t.same(JSON.parse(ready.body), { ready: false, reason: 'draining' });
+      t.equal(sample(parsePrometheus(metrics.body).samples, 'xep207_draining'), 1);
+      await raw.expect(/<system-shutdown/);
+      await drained;
+      await admin(port, '/healthz').then(
+        () => t.fail('still listening'),
+        () => t.pass('the admin listener is closed once drained'),
+      );
+    });
+
     t.test('/metrics: a backend that stops answering: request time-outs', async (t) => {
       const cap = await startCapture(backend.host, backend.port);
       t.teardown(() => cap.stop());
