@@ -5,8 +5,9 @@
 //
 // Why AsyncLocalStorage: a rule awaits backend answers, and both lanes of a session may each be
 // busy with a stanza at once; what a rule sends after an await can only be told apart by the async
-// context it runs in. Only traced sessions enter a context, but while any traced session is active
-// Node 20 tracks async context for every promise of the process (a cost the README states).
+// context it runs in. Only traced sessions enter a context, but once one has, Node 20 tracks async
+// context for every promise of the process (a cost the README states): when the last traced session
+// stops being traced, the storage is disabled, which ends that cost until the next one.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -25,6 +26,8 @@ export interface Rewrite {
 }
 
 const current = new AsyncLocalStorage<Rewrite>();
+/** sessions being traced now */
+let attached = 0;
 
 /** latin1-held bytes (what the streams carry) as text for the log */
 function text(bytes: string): string {
@@ -38,6 +41,15 @@ export class RewriteTrace {
     /** the traced JID that matched (bare or full), named on every line */
     readonly jid: string,
   ) {}
+
+  /** a session starts (attach) or stops (detach) using a trace */
+  static attach(): void {
+    attached++;
+  }
+
+  static detach(): void {
+    if (--attached === 0) current.disable(); // the next run() enables it again
+  }
 
   begin(from: string, raw?: string): Rewrite {
     return { from, in: raw === undefined ? undefined : text(raw), out: [], startedAt: performance.now(), done: false };

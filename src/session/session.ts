@@ -29,7 +29,7 @@ import { SessionContext, type ContextHost } from './context.js';
 import { IqTracker } from './tracker.js';
 import { HeaderClock } from './header-clock.js';
 import type { SessionMeter } from './meter.js';
-import type { RewriteTrace } from './rewrite-trace.js';
+import { RewriteTrace } from './rewrite-trace.js';
 import { LaneTally } from './tally.js';
 import type { TlsCredentials } from '../tls-credentials.js';
 
@@ -499,6 +499,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   /** Start (a RewriteTrace) or stop (undefined) logging this session's rewrites (--trace, admin). */
   setTrace(trace: RewriteTrace | undefined): void {
+    if (trace && !this.trace) RewriteTrace.attach();
+    else if (!trace && this.trace) RewriteTrace.detach();
     this.trace = trace;
     if (this.toBackendLane) this.toBackendLane.trace = trace;
     if (this.toClientLane) this.toClientLane.trace = trace;
@@ -680,6 +682,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.gone = true;
     this.log.info({ bytesIn: this.client.bytesIn }, 'session closed');
     this.deps.meter?.closed(this.transport);
+    this.setTrace(undefined);
     this.resolveClosed();
     this.deps.onGone?.(this);
   }
