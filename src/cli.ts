@@ -1,5 +1,6 @@
-// xep207-proxy command line: flags (commander), XEP207_* environment variables and --config file.json,
-// merged and validated by config.ts. A bad value exits 2 with one line naming the flag.
+// xep207-proxy command line: flags (commander), XEP207_* environment variables and --config file.json
+// (or XEP207_CONFIG), merged and validated by config.ts. A bad value exits 2 with one line naming the
+// flag. Signals: SIGTERM and SIGINT drain (Proxy.drain), SIGHUP reloads the TLS certificate.
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, OPTIONS, envName, fromEnv, fromFile, resolveConfig, type RawConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -9,16 +10,20 @@ function program(): Command {
   const cmd = new Command('xep207-proxy')
     .description('XMPP c2s proxy that maps legacy presence, roster, MUC and chat onto XEP-0060 pubsub (XEP-0207)')
     .version(process.env.npm_package_version ?? '0.1.0')
-    .option('--config <file>', 'JSON file with any of the options below (keys in camelCase, e.g. "upstreamTls")')
+    .option('--config <file>', 'JSON file with any of the options below (keys in camelCase, e.g. "upstreamTls"); env XEP207_CONFIG')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .addHelpText('after', '\nEvery option can also come from the environment (flags win over the environment, which wins over --config):\n' +
-      OPTIONS.map((o) => `  ${envName(o).padEnd(28)} ${o.envOnly ? `(no flag) ${o.description}` : o.flag}`).join('\n'));
+      [`  ${'XEP207_CONFIG'.padEnd(28)} --config`, ...OPTIONS.map((o) => `  ${envName(o).padEnd(28)} ${o.envOnly ? `(no flag) ${o.description}` : o.flag}${o.repeatable ? ' (several: separated by commas or spaces)' : ''}`)].join('\n') +
+      '\n\nSignals: SIGTERM or SIGINT drains (every session published unavailable, then <system-shutdown/>, within --drain-timeout) and exits 0;\n' +
+      'SIGHUP reloads --tls-cert and --tls-key for new connections without dropping sessions.');
   for (const spec of OPTIONS) {
     if (spec.envOnly) continue; // a secret is never a flag
     // defaults are applied by resolveConfig (after env and file), so they are only shown here
     const shown = spec.default !== undefined && spec.arg ? ` (default: ${spec.default})` : '';
-    cmd.addOption(new Option(spec.arg ? `${spec.flag} <${spec.arg}>` : spec.flag, spec.description + shown));
+    const option = new Option(spec.arg ? `${spec.flag} <${spec.arg}>` : spec.flag, spec.description + shown);
+    if (spec.repeatable) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+    cmd.addOption(option);
   }
   return cmd;
 }
@@ -35,7 +40,8 @@ export async function main(argv = process.argv): Promise<void> {
   }
   let proxy: Proxy;
   try {
-    const fileCfg = flags.config ? fromFile(flags.config) : {};
+    const file = flags.config ?? process.env.XEP207_CONFIG;
+    const fileCfg = file ? fromFile(file) : {};
     const { config: _file, ...cliFlags } = flags;
     void _file;
     const config = resolveConfig(cliFlags, fromEnv(process.env), fileCfg);
@@ -46,8 +52,8 @@ export async function main(argv = process.argv): Promise<void> {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal, sessions: proxy.sessions.size }, 'shutting down');
-      proxy.close().then(() => {
+      log.info({ signal, sessions: proxy.sessions.size, drainTimeoutMs: config.drainTimeout }, 'shutting down');
+      proxy.drain().then(() => {
         log.info('stopped');
         log.flush?.();
         setImmediate(() => process.exit(0));
@@ -55,6 +61,14 @@ export async function main(argv = process.argv): Promise<void> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // certificate renewal (cert-manager, certbot hooks): new connections get the new files
+    process.on('SIGHUP', () => {
+      try {
+        if (!proxy.reloadTls()) log.warn('SIGHUP: no --tls-cert to reload');
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'SIGHUP: TLS certificate not reloaded, the old one stays');
+      }
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`xep207-proxy: error: ${err.message}\n`);
@@ -62,7 +76,7 @@ export async function main(argv = process.argv): Promise<void> {
     }
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`xep207-proxy: error: --listen: ${e.message}\n`);
+      process.stderr.write(`xep207-proxy: error: ${(e as { flag?: string }).flag ?? '--listen'}: ${e.message}\n`);
       process.exit(2);
     }
     throw err;

@@ -43,6 +43,12 @@ export interface Config {
   serviceJid?: string;
   /** its password (--service-password-file or XEP207_SERVICE_PASSWORD): never logged */
   servicePassword?: string;
+  /** the admin HTTP listener (health, readiness, metrics, trace); absent: none */
+  adminListen?: Endpoint;
+  /** ms a SIGTERM drain may take before the remaining sessions are cut */
+  drainTimeout: number;
+  /** JIDs (bare: every resource; full: one) whose rewrites are logged (--trace, repeatable) */
+  trace: string[];
 }
 
 /** A bad value: the CLI prints `error: <flag>: <reason>` and exits 2. */
@@ -69,6 +75,8 @@ interface OptionSpec {
    * environment variable.
    */
   envOnly?: boolean;
+  /** may be given several times (flags), as a list (JSON) or separated by commas or spaces (env) */
+  repeatable?: boolean;
 }
 
 /** What the three sources give, before validation: strings and booleans. */
@@ -97,6 +105,9 @@ export interface RawConfig {
   serviceJid?: string;
   servicePasswordFile?: string;
   servicePassword?: string;
+  adminListen?: string;
+  drainTimeout?: string;
+  trace?: string | string[];
 }
 
 export const OPTIONS: OptionSpec[] = [
@@ -122,6 +133,9 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'serviceJid', flag: '--service-jid', arg: 'jid', description: "the proxy's own account (user@domain), which creates and owns nodes on pubsub components (default: none)" },
   { key: 'servicePasswordFile', flag: '--service-password-file', arg: 'file', description: "file holding the service account's password (a final line break is not part of it)" },
   { key: 'servicePassword', flag: '--service-password', arg: 'password', envOnly: true, description: "the service account's password" },
+  { key: 'adminListen', flag: '--admin-listen', arg: '[host:]port', description: 'admin HTTP listener: /healthz, /readyz, /metrics, /trace (default: off; a bare port listens on 127.0.0.1)' },
+  { key: 'drainTimeout', flag: '--drain-timeout', arg: 'seconds', description: "on SIGTERM: time for publishing every session's unavailability and for the backend requests in flight, before the rest is cut", default: '10' },
+  { key: 'trace', flag: '--trace', arg: 'jid', repeatable: true, description: 'log every rewrite of this user (bare JID) or resource (full JID) at info level, both sides (repeatable; also at runtime: POST /trace/<jid> on the admin listener)' },
   { key: 'logLevel', flag: '--log-level', arg: 'level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   { key: 'logPretty', flag: '--log-pretty', description: 'human-readable logs instead of JSON lines', default: false },
 ];
@@ -140,7 +154,8 @@ export function fromEnv(env: NodeJS.ProcessEnv): RawConfig {
   for (const spec of OPTIONS) {
     const v = env[envName(spec)];
     if (v === undefined) continue;
-    if (spec.arg) raw[spec.key] = v;
+    if (spec.repeatable) (raw as Record<string, unknown>)[spec.key] = v.split(/[\s,]+/).filter(Boolean);
+    else if (spec.arg) raw[spec.key] = v;
     else {
       const lv = v.toLowerCase();
       if (BOOL_TRUE.has(lv)) raw[spec.key] = true;
@@ -160,12 +175,16 @@ export function fromFile(path: string): RawConfig {
     throw new ConfigError('--config', `cannot read ${path}: ${(err as Error).message}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError('--config', `${path} must hold a JSON object`);
-  const raw: Record<string, string | boolean> = {};
+  const raw: Record<string, string | boolean | string[]> = {};
   for (const [k, v] of Object.entries(data)) {
     const spec = OPTIONS.find((o) => o.key === k);
     if (!spec) throw new ConfigError('--config', `unknown key '${k}' in ${path}`);
     if (spec.envOnly) throw new ConfigError('--config', `'${k}' is read from ${envName(spec)} only (in a file: servicePasswordFile)`);
-    if (spec.arg) {
+    if (spec.repeatable) {
+      const list: unknown[] = Array.isArray(v) ? v : [v];
+      if (!list.every((x) => typeof x === 'string')) throw new ConfigError('--config', `'${k}' must be a string or a list of strings`);
+      raw[k] = list as string[];
+    } else if (spec.arg) {
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError('--config', `'${k}' must be a string or number`);
       raw[k] = String(v);
     } else {
@@ -196,12 +215,13 @@ function seconds(flag: string, v: string): number {
   return Math.round(n * 1000);
 }
 
-export function parseListen(v: string, flag = '--listen'): Endpoint {
+/** `[host:]port`; a bare port listens on `defaultHost` (every interface for --listen). */
+export function parseListen(v: string, flag = '--listen', defaultHost = '::'): Endpoint {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)|([0-9a-fA-F:]+:[0-9a-fA-F:]*)):([0-9]+)$/.exec(v) ?? /^()()()([0-9]+)$/.exec(v);
   if (!m) throw new ConfigError(flag, `expected [host:]port, got '${v}'`);
   const port = Number(m[4]);
   if (port > 65535) throw new ConfigError(flag, `port out of range: ${port}`);
-  return { host: m[1] || m[2] || m[3] || '::', port };
+  return { host: m[1] || m[2] || m[3] || defaultHost, port };
 }
 
 export function parseUpstream(v: string): Endpoint & { tls: boolean } {
@@ -267,7 +287,11 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     logLevel: logLevel as LogLevel,
     logPretty: Boolean(merged.logPretty),
     backend: backend as BackendName | 'auto',
+    drainTimeout: seconds('--drain-timeout', merged.drainTimeout!),
+    trace: traceJids(merged.trace),
   };
+  // loopback unless an interface is named: the admin listener can switch on tracing of users
+  if (merged.adminListen) config.adminListen = parseListen(merged.adminListen, '--admin-listen', '127.0.0.1');
   if (merged.pubsubService) {
     if (!isDomain(merged.pubsubService)) throw new ConfigError('--pubsub-service', `not a service JID (a domain): '${merged.pubsubService}'`);
     config.pubsubService = merged.pubsubService.toLowerCase();
@@ -281,6 +305,16 @@ export function resolveConfig(...sources: RawConfig[]): Config {
   if (merged.tlsCert) config.tlsCert = merged.tlsCert;
   if (merged.tlsKey) config.tlsKey = merged.tlsKey;
   return config;
+}
+
+/** --trace values: JIDs, bare or full, in their canonical form (what sessions are compared with). */
+export function traceJids(v: string | string[] | undefined): string[] {
+  const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+  return list.map((s) => {
+    const jid = parseJid(s);
+    if (!jid || !jid.local) throw new ConfigError('--trace', `expected a JID (user@domain or user@domain/resource), got '${s}'`);
+    return jid.toString();
+  });
 }
 
 /**

@@ -1,14 +1,20 @@
 // Listeners and the set of live sessions: one Session per accepted client socket, the service
-// account they share (--service-jid), and the shutdown that sends every client <system-shutdown/>
-// before the process exits.
+// account they share (--service-jid), the admin listener (--admin-listen), the TLS certificate
+// reload (SIGHUP), the trace list (--trace), and the shutdown: a drain (SIGTERM) that lets every
+// session's contacts see it leave before its client gets <system-shutdown/>, or an immediate close.
 import net from 'node:net';
-import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { traceJids, type Config } from './config.js';
 import { defaultRules, type Rule } from './rules/index.js';
 import { ServiceAccount } from './service/account.js';
 import { Session, ruleTable, type RuleTable } from './session/session.js';
+import { RewriteTrace } from './session/rewrite-trace.js';
+import { TlsCredentials } from './tls-credentials.js';
+import { AdminServer } from './admin/server.js';
+import { Metrics, type Bytes } from './admin/metrics.js';
+import { ReadinessProbe, type Readiness } from './admin/ready.js';
+import type { JID } from './xmpp/jid.js';
 
 export interface ProxyOptions {
   config: Config;
@@ -24,22 +30,42 @@ export class Proxy {
   readonly sessions = new Set<Session>();
   /** the service account, when --service-jid is configured */
   readonly service: ServiceAccount | undefined;
+  /** the proxy's metrics, with an admin listener to serve them */
+  readonly metrics: Metrics | undefined;
+  /** where the admin listener listens, once listening */
+  adminAddress: net.AddressInfo | undefined;
+  /** true from the start of a drain (SIGTERM): /readyz answers 503 */
+  draining = false;
   private server: net.Server | undefined;
+  private admin: AdminServer | undefined;
   private readonly rules: RuleTable;
-  private readonly secureContext: tls.SecureContext | undefined;
+  private readonly credentials: TlsCredentials | undefined;
   private readonly upstreamCa: Buffer | undefined;
+  private readonly probe: ReadinessProbe;
+  /** traced JIDs, canonical (bare: every resource of the user; full: that resource) */
+  private readonly traces: Set<string>;
+  /** bytes of the sessions that are gone (the live ones are added when scraped) */
+  private readonly goneBytes: Bytes = { clientIn: 0, clientOut: 0, backendIn: 0, backendOut: 0 };
 
   constructor(private readonly opts: ProxyOptions) {
     const { config } = opts;
     this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend, mucSweepInterval: config.mucSweepInterval, mucHistory: config.mucHistory, mucPrefix: config.mucPrefix, ...(config.pubsubService ? { pubsubService: config.pubsubService } : {}) }));
-    this.secureContext =
-      config.tlsCert && config.tlsKey
-        ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })
-        : undefined;
+    this.credentials = config.tlsCert && config.tlsKey ? new TlsCredentials(config.tlsCert, config.tlsKey) : undefined;
+    this.traces = new Set(config.trace ?? []);
+    // only when served: the default metrics observe GC and the event loop for the process's life
+    this.metrics = config.adminListen ? new Metrics({ tally: this.rules.tally, bytes: () => this.bytes() }) : undefined;
+    this.probe = new ReadinessProbe(config, config.serviceJid ? config.serviceJid.slice(config.serviceJid.indexOf('@') + 1) : 'localhost');
     this.upstreamCa = config.upstreamCa ? readFileSync(config.upstreamCa) : undefined;
     this.service =
       config.serviceJid && config.servicePassword
-        ? new ServiceAccount({ config, jid: config.serviceJid, password: config.servicePassword, log: opts.log, ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}) })
+        ? new ServiceAccount({
+            config,
+            jid: config.serviceJid,
+            password: config.servicePassword,
+            log: opts.log,
+            ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
+            ...(this.metrics ? { onTimeout: () => this.metrics!.requestTimedOut('service') } : {}),
+          })
         : undefined;
   }
 
@@ -52,7 +78,7 @@ export class Proxy {
     const { config, log } = this.opts;
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
-    return new Promise((resolve, reject) => {
+    return new Promise<net.AddressInfo>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: config.listen.host, port: config.listen.port, backlog: 1024 }, () => {
         server.off('error', reject);
@@ -62,16 +88,27 @@ export class Proxy {
           {
             listen: `${addr.address}:${addr.port}`,
             upstream: `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
-            clientTls: this.secureContext ? (config.requireTls ? 'required' : 'offered') : 'none',
+            clientTls: this.credentials ? (config.requireTls ? 'required' : 'offered') : 'none',
             ...(this.service ? { serviceAccount: this.service.bare } : {}),
           },
           'listening',
         );
-        if (!this.secureContext) log.warn('no --tls-cert: clients connect in plaintext (fine for an in-pod sidecar, not on a network)');
+        if (!this.credentials) log.warn('no --tls-cert: clients connect in plaintext (fine for an in-pod sidecar, not on a network)');
         // not awaited: sessions (§3, §4) work without it; the account logs its failure and retries
         this.service?.start().catch(() => undefined);
         resolve(addr);
       });
+    }).then(async (addr) => {
+      if (config.adminListen && this.metrics) {
+        this.admin = new AdminServer({ metrics: this.metrics, host: this }, log);
+        try {
+          this.adminAddress = await this.admin.listen(config.adminListen);
+        } catch (err) {
+          await this.close(0);
+          throw Object.assign(err as Error, { flag: '--admin-listen' });
+        }
+      }
+      return addr;
     });
   }
 
@@ -80,12 +117,123 @@ export class Proxy {
       config: this.opts.config,
       rules: this.rules,
       log: this.opts.log,
-      ...(this.secureContext ? { secureContext: this.secureContext } : {}),
+      ...(this.credentials ? { credentials: this.credentials } : {}),
       ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
       ...(this.service ? { service: this.service } : {}),
-      onGone: (s) => this.sessions.delete(s),
+      transport: 'tcp',
+      ...(this.metrics ? { meter: this.metrics } : {}),
+      traceOf: (jid, log) => this.traceOf(jid, log),
+      onGone: (s) => this.gone(s),
     });
     this.sessions.add(session);
+  }
+
+  private gone(s: Session): void {
+    this.sessions.delete(s);
+    const b = s.bytes;
+    this.goneBytes.clientIn += b.clientIn;
+    this.goneBytes.clientOut += b.clientOut;
+    this.goneBytes.backendIn += b.backendIn;
+    this.goneBytes.backendOut += b.backendOut;
+  }
+
+  private bytes(): Bytes {
+    const sum = { ...this.goneBytes };
+    for (const s of this.sessions) {
+      const b = s.bytes;
+      sum.clientIn += b.clientIn;
+      sum.clientOut += b.clientOut;
+      sum.backendIn += b.backendIn;
+      sum.backendOut += b.backendOut;
+    }
+    return sum;
+  }
+
+  /** /readyz: the backend answers a stream header now */
+  ready(): Promise<Readiness> {
+    return this.probe.check();
+  }
+
+  // ---- trace (--trace, POST/DELETE /trace/<jid>) ----
+
+  traced(): string[] {
+    return [...this.traces].sort();
+  }
+
+  private traceOf(jid: JID, log: Logger): RewriteTrace | undefined {
+    if (this.traces.size === 0) return undefined;
+    const full = jid.toString();
+    const bare = jid.bare().toString();
+    const match = this.traces.has(full) ? full : this.traces.has(bare) ? bare : undefined;
+    return match === undefined ? undefined : new RewriteTrace(log, match);
+  }
+
+  /** Trace `jid` (on) or stop; the user's sessions already bound follow at once. */
+  setTrace(jid: string, on: boolean): boolean {
+    const canonical = traceJids(jid)[0]!;
+    const changed = on ? !this.traces.has(canonical) : this.traces.delete(canonical);
+    if (on) this.traces.add(canonical);
+    if (changed) {
+      for (const s of this.sessions) {
+        const j = s.jid;
+        if (j) s.setTrace(this.traceOf(j, s.log));
+      }
+    }
+    return changed;
+  }
+
+  // ---- SIGHUP ----
+
+  /**
+   * Read --tls-cert and --tls-key again: connections that start TLS from now on get them, sessions
+   * already encrypted go on. Throws (the old certificate stays) if the files do not make a context.
+   */
+  reloadTls(): boolean {
+    if (!this.credentials) return false;
+    this.credentials.reload();
+    this.log.info({ cert: this.credentials.certFile }, 'TLS certificate reloaded');
+    return true;
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * SIGTERM: stop accepting, /readyz 503; every bound session publishes its unavailability (its
+   * rules' close: presence, rooms, markers) while its client is still connected, then the client
+   * gets <system-shutdown/>, then the session's backend requests in flight get until the deadline.
+   * Whatever is left when `timeoutMs` is over is cut. Then the service account and the admin listener.
+   */
+  async drain(timeoutMs = this.opts.config.drainTimeout): Promise<void> {
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    this.draining = true;
+    this.metrics?.draining.set(1);
+    const server = this.server;
+    this.server = undefined;
+    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const all = Promise.all([...this.sessions].map((s) => s.drain(deadline)));
+    let timer: NodeJS.Timeout | undefined;
+    // a little after the deadline: the sessions' own deadline closes their streams (~2 s more for a
+    // peer that does not answer </stream:stream>, XmlStream)
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs + 500)))]);
+    clearTimeout(timer);
+    const left = this.sessions.size;
+    if (left > 0) {
+      this.log.warn({ sessions: left }, 'drain time-out: cutting the remaining sessions');
+      for (const s of this.sessions) void s.shutdown();
+    }
+    this.log.info({ ms: Date.now() - started }, 'drained');
+    await this.closeRest(stopped);
+  }
+
+  /** After the sessions: the service account (their close may still use it), the admin listener. */
+  private async closeRest(stopped: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    if (this.service) await Promise.race([this.service.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, SERVICE_CLOSE_MS)))]);
+    clearTimeout(timer);
+    await this.admin?.close();
+    this.admin = undefined;
+    await Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, 100))]);
   }
 
   /**
@@ -100,9 +248,7 @@ export class Proxy {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
-    if (this.service) await Promise.race([this.service.close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, SERVICE_CLOSE_MS)))]);
-    clearTimeout(timer);
-    await Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, 100))]);
+    await this.closeRest(stopped);
   }
 }
 

@@ -1,88 +1,26 @@
 // The xep207-proxy command itself (bin/xep207-proxy, built by `npm run build`): flags, environment,
 // config file, exit codes, logs, and SIGTERM/SIGINT with clients connected to a real ejabberd.
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, CERTS, freePort } from './harness/common.js';
+import { CERTS, freePort } from './harness/common.js';
+import { runSync, start } from './harness/cli.js';
 import { startEjabberd } from './harness/ejabberd.js';
 import { RawClient, connect, xml } from './harness/xmpp.js';
-
-const BIN = join(ROOT, 'bin', 'xep207-proxy');
-
-function runSync(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...cleanEnv(), ...env }, timeout: 20_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** the environment without any XEP207_* variable of the developer's */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('XEP207_')) delete env[k];
-  return env;
-}
-
-interface Running {
-  child: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  exited: Promise<number | null>;
-  waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
-}
-
-function start(args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = '';
-  const waiters: Array<() => void> = [];
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line));
-      } catch {
-        lines.push({ unparsed: line });
-      }
-    }
-    waiters.splice(0).forEach((w) => w());
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => lines.push({ stderr: d }));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    lines,
-    exited,
-    async waitLog(pred, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const l = lines.find(pred);
-        if (l) return l;
-        if (Date.now() > deadline) throw new Error(`log line not seen; got:\n${lines.map((x) => JSON.stringify(x)).join('\n')}`);
-        await new Promise<void>((r) => {
-          const timer = setTimeout(r, 200);
-          waiters.push(() => {
-            clearTimeout(timer);
-            r();
-          });
-        });
-      }
-    },
-  };
-}
 
 t.test('--help names every flag and its environment variable', async (t) => {
   const r = runSync(['--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--muc-prefix', '--log-level', '--log-pretty', '--config']) {
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--muc-prefix', '--admin-listen', '--drain-timeout', '--trace', '--log-level', '--log-pretty', '--config']) {
     t.match(r.stdout, flag, flag);
   }
   t.match(r.stdout, /XEP207_LISTEN/);
   t.match(r.stdout, /XEP207_MAX_STANZA_SIZE/);
   t.match(r.stdout, /default: 262144/);
   t.match(r.stdout, /XEP207_HEADER_TIMEOUT/);
+  for (const env of ['XEP207_ADMIN_LISTEN', 'XEP207_DRAIN_TIMEOUT', 'XEP207_TRACE', 'XEP207_CONFIG']) t.match(r.stdout, env, env);
+  t.match(r.stdout, /SIGHUP reloads/);
 });
 
 t.test('a bad value exits 2 with one line naming the flag', async (t) => {
@@ -106,6 +44,11 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MAX_DEPTH: 'deep' }, /--max-depth/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LOG_PRETTY: 'perhaps' }, /XEP207_LOG_PRETTY/],
     [['--config', '/nonexistent.json'], {}, /--config: cannot read/],
+    [[], { XEP207_CONFIG: '/nonexistent.json' }, /--config: cannot read/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--admin-listen', 'nope'], {}, /--admin-listen: expected \[host:\]port/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--drain-timeout', '0'], {}, /--drain-timeout: expected seconds/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--trace', 'capulet.lit'], {}, /--trace: expected a JID/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_TRACE: 'juliet@capulet.lit, not a jid' }, /--trace: expected a JID .*'not'/],
     [['--nonsense'], {}, /unknown option '--nonsense'/],
   ];
   for (const [args, env, re] of cases) {
@@ -120,6 +63,9 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
   const busy = runSync(['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1']);
   t.equal(busy.code, 2, 'port in use: exit 2');
   t.match(busy.stderr, /--listen: .*EADDRINUSE/);
+  const adminBusy = runSync(['--listen', `127.0.0.1:${await freePort()}`, '--upstream', 'tcp://127.0.0.1:1', '--admin-listen', `127.0.0.1:${port}`]);
+  t.equal(adminBusy.code, 2, 'admin port in use: exit 2');
+  t.match(adminBusy.stderr, /--admin-listen: .*EADDRINUSE/);
   blocker.child.kill('SIGTERM');
   t.equal(await blocker.exited, 0);
 });
@@ -140,6 +86,23 @@ t.test('--header-timeout: a client stalling in its stream header is cut off afte
   t.equal(await proc.exited, 0);
 });
 
+t.test('--admin-listen: a bare port is loopback; --trace repeated, XEP207_TRACE a list, flags win', async (t) => {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const base = ['--listen', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1', '--admin-listen', String(adminPort)];
+  const traced = async (args: string[], env: Record<string, string>) => {
+    const r = start([...base, ...args], env);
+    const l = await r.waitLog((l) => l.msg === 'admin listening');
+    t.equal(l.admin, `127.0.0.1:${adminPort}`, 'on loopback');
+    const list = ((await (await fetch(`http://127.0.0.1:${adminPort}/trace`)).json()) as { trace: string[] }).trace;
+    r.child.kill('SIGTERM');
+    t.equal(await r.exited, 0);
+    return list;
+  };
+  t.same(await traced(['--trace', 'Juliet@Capulet.lit', '--trace', 'romeo@montague.lit/orchard'], {}), ['juliet@capulet.lit', 'romeo@montague.lit/orchard'], 'both flags, canonical');
+  t.same(await traced([], { XEP207_TRACE: 'juliet@capulet.lit, nurse@capulet.lit romeo@montague.lit' }), ['juliet@capulet.lit', 'nurse@capulet.lit', 'romeo@montague.lit'], 'a list from the environment');
+  t.same(await traced(['--trace', 'nurse@capulet.lit'], { XEP207_TRACE: 'juliet@capulet.lit' }), ['nurse@capulet.lit'], 'flags win');
+});
+
 t.test('flags win over the environment, which wins over --config', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'xep207-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -156,6 +119,11 @@ t.test('flags win over the environment, which wins over --config', async (t) => 
   await check([], {}, p1);
   await check([], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p2);
   await check(['--listen', `127.0.0.1:${p3}`], { XEP207_LISTEN: `127.0.0.1:${p2}` }, p3);
+  // XEP207_CONFIG names the file as --config does (a container mounting its settings)
+  const viaEnv = start([], { XEP207_CONFIG: file });
+  t.equal((await viaEnv.waitLog((l) => l.msg === 'listening')).listen, `127.0.0.1:${p1}`, 'XEP207_CONFIG');
+  viaEnv.child.kill('SIGTERM');
+  t.equal(await viaEnv.exited, 0);
   writeFileSync(file, JSON.stringify({ listen: 5222, bogus: 1 }));
   const bad = runSync(['--config', file]);
   t.equal(bad.code, 2);

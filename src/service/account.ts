@@ -50,6 +50,8 @@ export interface ServiceAccountOptions {
   /** reconnection delays (tests shorten them) */
   backoff?: Backoff;
   keepaliveMs?: number;
+  /** a request got no answer in time, on the connection or waiting for one (metrics) */
+  onTimeout?(): void;
 }
 
 interface Waiting {
@@ -131,6 +133,7 @@ export class ServiceAccount implements ServiceRequester {
         reject,
         timer: setTimeout(() => {
           this.waiting.delete(w);
+          this.opts.onTimeout?.();
           const why = this.lastFailure ? `: ${this.lastFailure}` : '';
           reject(new StanzaError('remote-server-timeout', `the service account ${this.bare} did not connect within ${timeoutMs} ms${why}`));
         }, timeoutMs),
@@ -162,6 +165,7 @@ export class ServiceAccount implements ServiceRequester {
         log: this.log,
         keepaliveMs: this.opts.keepaliveMs ?? KEEPALIVE_MS,
         onStanza: (el) => this.onStanza?.(el),
+        ...(this.opts.onTimeout ? { onTimeout: this.opts.onTimeout } : {}),
         ...(this.opts.upstreamCa ? { upstreamCa: this.opts.upstreamCa } : {}),
       });
       this.conn = conn;

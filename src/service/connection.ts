@@ -25,6 +25,8 @@ export interface ConnectionOptions {
   keepaliveMs: number;
   /** a stanza that answers none of our requests; true: an iq get/set it has answered */
   onStanza(el: Element): boolean | void;
+  /** a request got no answer in time (metrics) */
+  onTimeout?(): void;
 }
 
 export class ServiceConnection implements BackendLegEvents {
@@ -49,7 +51,7 @@ export class ServiceConnection implements BackendLegEvents {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.socketGone = new Promise((resolve) => (this.resolveSocketGone = resolve));
     this.leg = new BackendLeg(opts.config, opts.domain, 'en', this, opts.log, opts.upstreamCa ? { ca: opts.upstreamCa } : {});
-    this.tracker = new IqTracker(opts.config.requestTimeout, () => opts.bare);
+    this.tracker = new IqTracker(opts.config.requestTimeout, () => opts.bare, opts.onTimeout ? () => opts.onTimeout!() : undefined);
     this.traceOn = opts.log.isLevelEnabled('trace');
   }
 

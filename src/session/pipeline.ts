@@ -3,9 +3,13 @@
 // its original bytes. Rules may be asynchronous (await a backend answer): the lane then holds later
 // stanzas (and may pause the socket they come from) until the stanza in hand is done, so order is
 // kept per direction. The fast path, no rule interested, allocates nothing and awaits nothing.
-// The rule arrays are shared by every session of a proxy; a lane only points at them.
+// The rule arrays are shared by every session of a proxy; a lane only points at them, and so at the
+// proxy's tally of what each rule did (counted here: an increment, no allocation).
+import { performance } from 'node:perf_hooks';
 import type { Stanza } from '../stream/stanza.js';
 import type { Rule, RuleContext, Verdict } from '../rules/types.js';
+import { LaneTally } from './tally.js';
+import type { Rewrite, RewriteTrace } from './rewrite-trace.js';
 
 export type Direction = 'client' | 'backend';
 
@@ -31,6 +35,11 @@ export class Lane {
   /** the verdict of the stanza in hand, while a rule is busy with it */
   private current: Promise<unknown> | undefined;
   private stopped = false;
+  /** when the stanza in hand entered the rules (performance.now()) */
+  private startedAt = 0;
+  /** set while the session's user is traced (--trace): what the stanza in hand became */
+  trace: RewriteTrace | undefined;
+  private rewrite: Rewrite | undefined;
 
   constructor(
     /** the rules with a hook for this direction, in table order */
@@ -38,6 +47,8 @@ export class Lane {
     private readonly from: Direction,
     private readonly ctx: RuleContext,
     private readonly host: LaneHost,
+    /** shared by the lanes of this direction of every session (same rule order) */
+    private readonly tally: LaneTally = new LaneTally(rules),
   ) {}
 
   push(stanza: Stanza): void {
@@ -46,7 +57,34 @@ export class Lane {
       (this.queue ??= []).push(stanza);
       return;
     }
-    this.run(stanza, 0);
+    this.start(stanza);
+  }
+
+  private start(stanza: Stanza): void {
+    this.startedAt = performance.now();
+    const trace = this.trace;
+    if (trace === undefined) return this.run(stanza, 0);
+    // what the rules send while busy with this stanza (even after awaiting) is recorded with it
+    const rw = (this.rewrite = trace.begin(this.from, stanza.raw));
+    trace.within(rw, () => this.run(stanza, 0));
+  }
+
+  /** rule `i` claimed the stanza in hand (it was rewritten, answered or dropped by that rule) */
+  private claimed(i: number): void {
+    this.tally.claim(i, performance.now() - this.startedAt);
+    if (this.rewrite) this.endRewrite(this.tally.names[i]!);
+  }
+
+  private failed(stanza: Stanza, i: number, err: unknown): void {
+    this.tally.failed[i]!++;
+    if (this.rewrite) this.endRewrite(this.tally.names[i]!, err);
+    this.host.laneFailed(this.from, stanza, err);
+  }
+
+  private endRewrite(rule: string | undefined, err?: unknown): void {
+    const rw = this.rewrite!;
+    this.rewrite = undefined;
+    this.trace?.end(rw, rule, err);
   }
 
   /**
@@ -72,16 +110,18 @@ export class Lane {
       try {
         verdict = this.hook(rules[i]!, stanza);
       } catch (err) {
-        this.host.laneFailed(this.from, stanza, err);
+        this.failed(stanza, i, err);
         return;
       }
       if (isPromise(verdict)) {
         this.wait(stanza, i, verdict);
         return;
       }
-      if (verdict === true) return;
+      if (verdict === true) return this.claimed(i);
     }
+    this.tally.passed++;
     this.host.laneForward(this.from, stanza);
+    if (this.rewrite) this.endRewrite(undefined);
   }
 
   private wait(stanza: Stanza, index: number, verdict: Promise<Verdict>): void {
@@ -94,13 +134,14 @@ export class Lane {
       (claimed) => {
         if (this.stopped) return;
         this.busy = false;
-        if (claimed !== true) this.run(stanza, index + 1);
+        if (claimed === true) this.claimed(index);
+        else this.run(stanza, index + 1);
         this.drain();
       },
       (err: unknown) => {
         if (this.stopped) return;
         this.busy = false;
-        this.host.laneFailed(this.from, stanza, err);
+        this.failed(stanza, index, err);
         this.drain();
       },
     );
@@ -108,7 +149,7 @@ export class Lane {
 
   private drain(): void {
     const q = this.queue;
-    while (!this.busy && !this.stopped && q !== undefined && q.length > 0) this.run(q.shift()!, 0);
+    while (!this.busy && !this.stopped && q !== undefined && q.length > 0) this.start(q.shift()!);
     if (this.busy || this.stopped) return;
     this.queue = undefined;
     this.current = undefined;

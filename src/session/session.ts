@@ -28,6 +28,10 @@ import { Lane, type Direction, type LaneHost } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
 import { IqTracker } from './tracker.js';
 import { HeaderClock } from './header-clock.js';
+import type { SessionMeter } from './meter.js';
+import { RewriteTrace } from './rewrite-trace.js';
+import { LaneTally } from './tally.js';
+import type { TlsCredentials } from '../tls-credentials.js';
 
 type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
 
@@ -39,13 +43,18 @@ export interface RuleTable {
   onBound: readonly Rule[];
   onClose: readonly Rule[];
   features: readonly Element[];
+  /** what the lanes of each direction did, over every session (metrics) */
+  tally: { client: LaneTally; backend: LaneTally };
 }
 
 export function ruleTable(rules: readonly Rule[]): RuleTable {
+  const fromClient = rules.filter((r) => r.fromClient);
+  const fromBackend = rules.filter((r) => r.fromBackend);
   return {
     all: rules,
-    fromClient: rules.filter((r) => r.fromClient),
-    fromBackend: rules.filter((r) => r.fromBackend),
+    fromClient,
+    fromBackend,
+    tally: { client: new LaneTally(fromClient), backend: new LaneTally(fromBackend) },
     onBound: rules.filter((r) => r.onBound),
     onClose: rules.filter((r) => r.onClose),
     features: rules.flatMap((r) => r.features ?? []),
@@ -56,8 +65,13 @@ export interface SessionDeps {
   config: Config;
   rules: RuleTable;
   log: Logger;
-  /** server-side TLS for the client leg (absent: plaintext only) */
-  secureContext?: tls.SecureContext;
+  /** server-side TLS for the client leg, read when a client starts TLS (absent: plaintext only) */
+  credentials?: TlsCredentials;
+  /** how the client reached the proxy, for metrics ('tcp': the c2s listener) */
+  transport?: string;
+  meter?: SessionMeter;
+  /** at bind: is this JID traced (--trace)? */
+  traceOf?(jid: JID, log: Logger): RewriteTrace | undefined;
   /** CA for the backend's certificate */
   upstreamCa?: Buffer;
   /** the proxy's service account, for the rules (RuleContext.service) */
@@ -103,6 +117,9 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   /** why the client / backend socket is not read (PAUSE_* bits) */
   private clientPause = 0;
   private backendPause = 0;
+  private readonly transport: string;
+  /** the operator trace of this session's rewrites, while its user is traced */
+  private trace: RewriteTrace | undefined;
 
   constructor(
     socket: Socket,
@@ -110,10 +127,13 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   ) {
     this.log = deps.log.child({ sid: this.id });
     this.traceOn = deps.log.isLevelEnabled('trace');
+    this.transport = deps.transport ?? 'tcp';
+    deps.meter?.opened(this.transport);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.client = new XmlStream(socket, this, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
-    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
+    const meter = deps.meter;
+    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString(), meter ? () => meter.requestTimedOut() : undefined);
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
     this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
@@ -160,7 +180,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     } else {
       this.phase = 'preauth';
       if (!this.backend) this.backendReady = this.openBackend();
-      const offerStartTls = Boolean(this.deps.secureContext) && !this.clientSecure;
+      const offerStartTls = Boolean(this.deps.credentials) && !this.clientSecure;
       void this.sendFeatures(this.backendReady!, (f) => {
         this.mechanisms = mechanismsOf(f);
         return preAuthFeatures(f, { offerStartTls, requireTls: offerStartTls && this.deps.config.requireTls });
@@ -224,7 +244,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   private preauthElement(s: Stanza): void {
     if (s.name === 'starttls' && s.attrs.xmlns === NS_TLS) {
-      if (!this.deps.secureContext || this.clientSecure) {
+      const credentials = this.deps.credentials;
+      if (!credentials || this.clientSecure) {
         this.client.sendRaw(`<failure xmlns='${NS_TLS}'/>`);
         this.client.close();
         return;
@@ -233,7 +254,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       this.phase = 'header';
       this.headerClock.start(); // the TLS handshake counts: a peer stalling in it is cut off too
       this.client.upgrade((plain) => {
-        const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.deps.secureContext! });
+        // the context of now: after a reload (SIGHUP) the new certificate
+        const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: credentials.context });
         secure.once('secure', () => this.log.debug({ protocol: secure.getProtocol() }, 'client TLS established'));
         return secure;
       });
@@ -350,11 +372,13 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         return;
       case 'failure':
         this.log.info({ mechanism: this.saslMechanism, condition: s.childName }, 'authentication failed');
+        this.deps.meter?.login(this.transport, false);
         this.phase = 'preauth';
         this.client.sendRaw(s.raw);
         return;
       case 'success':
         this.log.info({ mechanism: this.saslMechanism }, 'authenticated');
+        this.deps.meter?.login(this.transport, true);
         this.authenticated = true;
         this.phase = 'header';
         this.headerClock.start();
@@ -405,8 +429,9 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     const rules = this.deps.rules;
     const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service);
     this.ctx = ctx;
-    this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this);
-    this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this);
+    this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this, rules.tally.client);
+    this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this, rules.tally.backend);
+    this.setTrace(this.deps.traceOf?.(jid, this.log));
     // stanzas the client sent before the bind answer wait until every onBound hook has run
     const early = this.early ?? [];
     this.early = undefined;
@@ -418,7 +443,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     void (async () => {
       for (const r of rules.onBound) {
         try {
-          await r.onBound!(ctx);
+          await this.hook('onBound', r.name, () => r.onBound!(ctx));
         } catch (err) {
           this.log.error({ err, rule: r.name }, 'onBound failed');
         }
@@ -447,10 +472,12 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   sendToClient(el: Element): void {
+    if (this.trace) this.trace.output('client', el.toString());
     this.client.send(el);
   }
 
   sendToBackend(el: Element): void {
+    if (this.trace) this.trace.output('backend', el.toString());
     this.backend?.send(el);
   }
 
@@ -459,7 +486,49 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     const answer = this.tracker.track(iq, timeoutMs);
     if (this.traceOn) this.log.trace({ out: 'backend', xml: iq.toString() }, 'request');
     this.backend.send(iq);
+    const trace = this.trace;
+    if (trace) {
+      trace.output('backend', iq.toString());
+      answer.then(
+        (el) => trace.answer(el.toString()),
+        (err: unknown) => trace.failure(err),
+      );
+    }
     return answer;
+  }
+
+  /** Start (a RewriteTrace) or stop (undefined) logging this session's rewrites (--trace, admin). */
+  setTrace(trace: RewriteTrace | undefined): void {
+    if (trace && !this.trace) RewriteTrace.attach();
+    else if (!trace && this.trace) RewriteTrace.detach();
+    this.trace = trace;
+    if (this.toBackendLane) this.toBackendLane.trace = trace;
+    if (this.toClientLane) this.toClientLane.trace = trace;
+  }
+
+  /** the bound JID (undefined before binding) */
+  get jid(): JID | undefined {
+    return this.jidValue;
+  }
+
+  /** XML bytes read from and written to each leg so far (after TLS: what the streams carry) */
+  get bytes(): { clientIn: number; clientOut: number; backendIn: number; backendOut: number } {
+    const b = this.backend?.stream;
+    return { clientIn: this.client.bytesIn, clientOut: this.client.bytesOut, backendIn: b?.bytesIn ?? 0, backendOut: b?.bytesOut ?? 0 };
+  }
+
+  /** A hook of the rules (onBound, onClose): in a traced session, what it sends is logged with it. */
+  private hook<T>(hook: 'onBound' | 'onClose', rule: string, run: () => T): T {
+    const trace = this.trace;
+    if (!trace) return run();
+    const rw = trace.begin(hook);
+    const result = trace.within(rw, run);
+    // a hook that sent nothing (most rules at close) is not worth a line
+    void Promise.resolve(result).then(
+      () => (rw.out.length > 0 ? trace.end(rw, rule) : (rw.done = true)),
+      (err: unknown) => trace.end(rw, rule, err),
+    );
+    return result;
   }
 
   /** A rule threw: tell the sender (unless that would answer an error or result), drop the stanza. */
@@ -494,6 +563,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
    */
   streamError(condition: StreamErrorCondition, text?: string): void {
     if (this.phase === 'closed') return;
+    this.deps.meter?.streamError(condition);
     this.client.error(condition, text, this.phase === 'header' ? this.ourHeader() : undefined);
     void this.shutdownBoth();
   }
@@ -501,6 +571,18 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   /** Process shutdown: <system-shutdown/> to the client, then both legs closed. */
   shutdown(): Promise<void> {
     this.streamError('system-shutdown', 'the proxy is shutting down');
+    return this.closedPromise;
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM): for a bound session, first what its close does for the rules (the
+   * contacts see it go unavailable, it leaves its rooms...), while the client is still connected;
+   * then <system-shutdown/>; then the backend requests still in flight get until `deadline`
+   * (Date.now() based) to be answered before the backend leg closes. Not bound yet: as shutdown().
+   */
+  drain(deadline: number): Promise<void> {
+    if (this.phase !== 'bound') return this.shutdown();
+    void this.shutdownBoth({ condition: 'system-shutdown', text: 'the proxy is shutting down', deadline });
     return this.closedPromise;
   }
 
@@ -516,7 +598,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
    * Close the session: run the rules' onClose hooks while the backend leg is still open (bounded by
    * CLOSE_HOOKS_MS), then close the backend stream and the client stream.
    */
-  private async shutdownBoth(): Promise<void> {
+  private async shutdownBoth(drain?: { condition: StreamErrorCondition; text: string; deadline: number }): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     const wasBound = this.phase === 'bound';
@@ -534,16 +616,23 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         await Promise.all(
           hooks.map(async (r) => {
             try {
-              await r.onClose!(this.ctx!);
+              await this.hook('onClose', r.name, () => r.onClose!(this.ctx!));
             } catch (err) {
               this.log.warn({ err, rule: r.name }, 'onClose failed');
             }
           }),
         );
       })();
+      const hooksMs = drain ? Math.min(CLOSE_HOOKS_MS, drain.deadline - Date.now()) : CLOSE_HOOKS_MS;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([run, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_HOOKS_MS)))]);
+      await Promise.race([run, new Promise<void>((resolve) => (timer = setTimeout(resolve, hooksMs)))]);
       clearTimeout(timer);
+    }
+    if (drain) {
+      // the client learns of the shutdown only now that its contacts have seen it leave
+      this.deps.meter?.streamError(drain.condition);
+      this.client.error(drain.condition, drain.text);
+      await this.tracker.whenIdle(drain.deadline - Date.now());
     }
     this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'session closed'));
     this.backend?.close();
@@ -592,6 +681,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (this.gone || !this.clientGone || (this.backend && !this.backendGone)) return;
     this.gone = true;
     this.log.info({ bytesIn: this.client.bytesIn }, 'session closed');
+    this.deps.meter?.closed(this.transport);
+    this.setTrace(undefined);
     this.resolveClosed();
     this.deps.onGone?.(this);
   }

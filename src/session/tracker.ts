@@ -18,12 +18,40 @@ export class IqTracker {
   private readonly prefix = `x207${randomBytes(6).toString('base64url')}-`;
   private seq = 0;
   private pending: Map<string, Pending> | undefined; // created on first use: idle sessions keep none
+  /** a drain waits for the requests in flight (whenIdle) */
+  private idle: Array<() => void> | undefined;
 
   constructor(
     private readonly defaultTimeout: number,
     /** the account's bare JID: answers to requests without `to` come from it (or have no from) */
     private readonly account: () => string | undefined,
+    /** a request got no answer in time (metrics) */
+    private readonly onTimeout?: () => void,
   ) {}
+
+  /** how many requests wait for an answer */
+  get inFlight(): number {
+    return this.pending?.size ?? 0;
+  }
+
+  /** Resolves once no request waits for an answer (at once if none does), or after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.inFlight === 0 || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      (this.idle ??= []).push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private settled(): void {
+    if (this.idle === undefined || this.inFlight !== 0) return;
+    const idle = this.idle;
+    this.idle = undefined;
+    for (const f of idle) f();
+  }
 
   /** Give `iq` a fresh id and return the promise of its answer. The caller sends it. */
   track(iq: Element, timeoutMs = this.defaultTimeout): Promise<Element> {
@@ -34,6 +62,8 @@ export class IqTracker {
       const pending = (this.pending ??= new Map());
       const timer = setTimeout(() => {
         pending.delete(id);
+        this.onTimeout?.();
+        this.settled();
         reject(new StanzaError('remote-server-timeout', `no answer from ${to ?? 'the backend'} within ${timeoutMs} ms`));
       }, timeoutMs);
       timer.unref();
@@ -55,6 +85,7 @@ export class IqTracker {
     clearTimeout(p.timer);
     if (type === 'result') p.resolve(s.el);
     else p.reject(StanzaError.fromStanza(s.el));
+    this.settled();
     return true;
   }
 
@@ -73,5 +104,6 @@ export class IqTracker {
       p.reject(err);
     }
     this.pending = undefined;
+    this.settled();
   }
 }

@@ -36,8 +36,9 @@ export class XmlStream implements TokenizerHandler {
   private paused = false;
   /** the peer sent </stream:stream> */
   private peerEnded = false;
-  /** bytes written / read, for logs and the benchmark */
+  /** bytes read / written, for logs, metrics and the benchmark */
   bytesIn = 0;
+  bytesOut = 0;
 
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   private readonly onDrain = () => {
@@ -185,6 +186,7 @@ export class XmlStream implements TokenizerHandler {
     if (this.out.length === 0 || this.gone) return;
     const data = this.out.length === 1 ? this.out[0]! : this.out.join('');
     this.out = [];
+    this.bytesOut += data.length; // latin1-held: one character per byte
     if (!this.socket.write(data, 'latin1') && !this.full) {
       this.full = true;
       this.events.onBackpressure?.(true);

@@ -2,6 +2,7 @@
 // what the backend received (e.g. that a deep stanza, or a legacy roster iq, never got there), and
 // can break the connections through it (drop, freeze) as a network would.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Tokenizer } from '../../src/stream/tokenizer.js';
 import type { Stanza } from '../../src/stream/stanza.js';
 
@@ -11,6 +12,8 @@ export interface Capture {
   toBackend(): string;
   /** everything the backend sent back */
   fromBackend(): string;
+  /** every chunk in the order the relay passed it on, with when (performance.now()) and which way */
+  timeline(): ReadonlyArray<{ at: number; toBackend: boolean; text: string }>;
   /** cut every current connection (as a network failure would), and go on accepting new ones */
   drop(): void;
   /** stop forwarding on every current connection without closing it (a half-open connection) */
@@ -22,16 +25,19 @@ export async function startCapture(host: string, port: number): Promise<Capture>
   const up: Buffer[] = [];
   const down: Buffer[] = [];
   const sockets = new Set<net.Socket>();
+  const timeline: Array<{ at: number; toBackend: boolean; text: string }> = [];
   // half-closes are passed on (a FIN after </stream:stream> must not cut the other side's answer)
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const backend = net.connect({ host, port, allowHalfOpen: true });
     sockets.add(client).add(backend);
     client.on('data', (d) => {
       up.push(d);
+      timeline.push({ at: performance.now(), toBackend: true, text: d.toString('utf8') });
       backend.write(d);
     });
     backend.on('data', (d) => {
       down.push(d);
+      timeline.push({ at: performance.now(), toBackend: false, text: d.toString('utf8') });
       client.write(d);
     });
     client.on('end', () => backend.end());
@@ -54,6 +60,7 @@ export async function startCapture(host: string, port: number): Promise<Capture>
     port: (server.address() as net.AddressInfo).port,
     toBackend: () => Buffer.concat(up).toString('utf8'),
     fromBackend: () => Buffer.concat(down).toString('utf8'),
+    timeline: () => timeline,
     drop: () => {
       for (const s of sockets) s.destroy();
       sockets.clear();

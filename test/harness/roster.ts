@@ -2,7 +2,7 @@
 // are stopped at the end of the test, roster reads, and matchers for presence and roster pushes.
 import type { Test } from 'tap';
 import type { Element } from 'ltx';
-import { connect, xml, type XmppClient } from './xmpp.js';
+import { connect, waitFor, xml, type XmppClient } from './xmpp.js';
 
 export type Client = XmppClient & { received: Element[] };
 
@@ -50,4 +50,14 @@ export function sessions(t: Test, password: string, proxy: () => { port: number 
     await c.send(xml('presence', {}, ...children));
   };
   return { login, online };
+}
+
+/** `from` gets `to`'s presence: from subscribes, to approves. */
+export async function subscribe(from: Client, to: Client): Promise<void> {
+  const fromBare = from.jid!.bare().toString();
+  const toBare = to.jid!.bare().toString();
+  await from.send(xml('presence', { to: toBare, type: 'subscribe' }));
+  await waitFor(to, isPresence(fromBare, 'subscribe'));
+  await to.send(xml('presence', { to: fromBare, type: 'subscribed' }));
+  await waitFor(from, (s: Element) => isPush(toBare, { subscription: 'to' })(s) || isPush(toBare, { subscription: 'both' })(s));
 }
