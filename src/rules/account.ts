@@ -23,6 +23,7 @@ import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_DELIVERED } from './chat-nodes.js';
+import { NODE_PEP } from './pep-access.js';
 import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
@@ -160,7 +161,7 @@ export class Account {
 
   /** Create our nodes where missing; subscribe the owner where the backend needs it. */
   private async ensureNodes(budget: RetryBudget): Promise<void> {
-    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED];
+    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED, NODE_PEP];
     let existing = new Set<string>();
     try {
       const res = await budget.run('list nodes', () => this.ctx.request(ps.discoItems(this.bare)));

@@ -94,6 +94,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private toClientLane: Lane | undefined;
   private ctx: SessionContext | undefined;
   private readonly tracker: IqTracker;
+  /** the proxy's own iqs to the client (e.g. the disco#info of its entity capabilities) */
+  private readonly clientTracker: IqTracker;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private readonly headerClock: HeaderClock;
   private closing = false;
@@ -114,6 +116,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     socket.setKeepAlive(true, 60_000);
     this.client = new XmlStream(socket, this, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
+    this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
     this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
@@ -208,6 +211,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (this.phase !== 'bound') this.headerClock.stop(); // complete; onChunk starts it if another one began
     switch (this.phase) {
       case 'bound':
+        if (this.clientTracker.match(s)) return; // the client's answer to one of the proxy's own iqs
         if (s.isStanza) this.toBackendLane!.push(s);
         else this.clientNonza(s);
         return;
@@ -462,6 +466,13 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     return answer;
   }
 
+  requestClient(iq: Element, timeoutMs?: number): Promise<Element> {
+    if (this.clientGone || this.closing) return Promise.reject(new StanzaError('recipient-unavailable', 'the client is gone'));
+    const answer = this.clientTracker.track(iq, timeoutMs);
+    this.client.send(iq);
+    return answer;
+  }
+
   /** A rule threw: tell the sender (unless that would answer an error or result), drop the stanza. */
   private ruleFailed(s: Stanza, err: unknown, from: 'client' | 'backend'): void {
     const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
@@ -546,6 +557,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       clearTimeout(timer);
     }
     this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'session closed'));
+    this.clientTracker.rejectAll(new StanzaError('recipient-unavailable', 'session closed'));
     this.backend?.close();
     this.client.close();
     this.checkGone();

@@ -2,7 +2,7 @@
 // are stopped at the end of the test, roster reads, and matchers for presence and roster pushes.
 import type { Test } from 'tap';
 import type { Element } from 'ltx';
-import { connect, xml, type XmppClient } from './xmpp.js';
+import { connect, waitFor, xml, type XmppClient } from './xmpp.js';
 
 export type Client = XmppClient & { received: Element[] };
 
@@ -50,4 +50,19 @@ export function sessions(t: Test, password: string, proxy: () => { port: number 
     await c.send(xml('presence', {}, ...children));
   };
   return { login, online };
+}
+
+/**
+ * Two online sessions, `a` of user `aJid` and `b` of `bJid`, make their users share presence both
+ * ways (a request each, each approved), and wait for both rosters to say `both`.
+ */
+export async function subscribeBothWays(a: Client, aJid: string, b: Client, bJid: string): Promise<void> {
+  await b.send(xml('presence', { to: aJid, type: 'subscribe' }));
+  await waitFor(a, isPresence(bJid, 'subscribe'));
+  await a.send(xml('presence', { to: bJid, type: 'subscribed' }));
+  await a.send(xml('presence', { to: bJid, type: 'subscribe' }));
+  await waitFor(b, isPresence(aJid, 'subscribe'));
+  await b.send(xml('presence', { to: aJid, type: 'subscribed' }));
+  await waitFor(a, isPush(bJid, { subscription: 'both' }));
+  await waitFor(b, isPush(aJid, { subscription: 'both' }));
 }

@@ -1,0 +1,162 @@
+// Issue 8, PEP for contacts on both backends with @xmpp/client, two proxy instances: an avatar
+// (XEP-0084 metadata + data), a nickname (XEP-0172) and an OMEMO device list (XEP-0384) published
+// with access model `presence` are readable and notified (per +notify) to a mutual contact, on
+// another proxy instance too; not to a stranger, who also gets nothing with raw pubsub requests; last
+// items at login, also for a contact approved while offline; nothing after `unsubscribed`.
+import t from 'tap';
+import type { Element } from 'ltx';
+import { twoProxies } from './harness/two-proxies.js';
+import { waitFor, xml } from './harness/xmpp.js';
+import { PASSWORD, isPresence, isPush, sessions, subscribeBothWays, type Client } from './harness/roster.js';
+import { NS_CAPS, NS_PUBSUB, advertise, eventItem, isEvent, publishIq, readItems } from './harness/pep.js';
+
+const USERS: Array<[string, string, string]> = [
+  ['juliet', 'capulet.lit', PASSWORD],
+  ['romeo', 'montague.lit', PASSWORD],
+  ['benvolio', 'montague.lit', PASSWORD], // a stranger to juliet
+  ['nurse', 'capulet.lit', PASSWORD], // approved while offline
+];
+const JULIET = 'juliet@capulet.lit';
+const ROMEO = 'romeo@montague.lit';
+const NURSE = 'nurse@capulet.lit';
+
+const META = 'urn:xmpp:avatar:metadata';
+const DATA = 'urn:xmpp:avatar:data';
+const NICK = 'http://jabber.org/protocol/nick';
+const DEVICES = 'eu.siacs.conversations.axolotl.devicelist';
+const OPEN = 'urn:xep207-test:open';
+const AVATAR_ID = '2f2e9d3c1a0b6a7e8a6c5d4b3a291807f6e5d4c3';
+const ALL_NOTIFY = [META, NICK, DEVICES, OPEN].map((n) => `${n}+notify`);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const events = (c: Client, node: string) => c.received.filter(isEvent(node, JULIET));
+
+for (const kind of ['ejabberd', 'prosody'] as const) {
+  t.test(`PEP for contacts on ${kind}`, async (t) => {
+    const { proxy, other } = await twoProxies(t, kind, USERS);
+    const { login, online } = sessions(t, PASSWORD, () => proxy);
+    for (const [u, d] of USERS) await (await login(u, d, 'first')).stop();
+    // juliet and romeo share presence both ways
+    {
+      const juliet = await login('juliet', 'capulet.lit', 'setup');
+      const romeo = await login('romeo', 'montague.lit', 'setup', other);
+      await Promise.all([online(juliet), online(romeo)]);
+      await subscribeBothWays(juliet, JULIET, romeo, ROMEO);
+      await Promise.all([juliet.stop(), romeo.stop()]);
+    }
+
+    /** a session with caps asking `notify`, online */
+    const withCaps = async (user: string, domain: string, resource: string, notify: string[], px = proxy) => {
+      const c = await login(user, domain, resource, px);
+      await online(c, advertise(c, [...notify, NS_CAPS]));
+      return c;
+    };
+
+    t.test('published with access model presence: read and notified to the contact per +notify, on another instance; not to a stranger', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      const romeo = await withCaps('romeo', 'montague.lit', 'orchard', ALL_NOTIFY, other);
+      const nickless = await withCaps('romeo', 'montague.lit', 'pager', [`${META}+notify`]);
+      const benvolio = await withCaps('benvolio', 'montague.lit', 'street', ALL_NOTIFY);
+      await sleep(1000); // the proxies ask each client's caps
+      const publish = (iq: Element) => juliet.iqCaller.request(iq);
+      await publish(publishIq(DATA, AVATAR_ID, xml('data', { xmlns: DATA }, 'iVBORw0KGgo='), 'presence'));
+      await publish(publishIq(META, AVATAR_ID, xml('metadata', { xmlns: META }, xml('info', { id: AVATAR_ID, bytes: '8', type: 'image/png' })), 'presence'));
+      await publish(publishIq(NICK, 'current', xml('nick', { xmlns: NICK }, 'Jules'))); // no publish-options: presence by default
+      await publish(publishIq(DEVICES, 'current', xml('list', { xmlns: 'eu.siacs.conversations.axolotl' }, xml('device', { id: '31415' })), 'presence'));
+      await publish(publishIq(OPEN, 'one', xml('thing', { xmlns: OPEN }, 'for everybody'), 'open'));
+
+      const meta = await waitFor(romeo, isEvent(META, JULIET));
+      t.equal(eventItem(meta)?.getChild('metadata', META)?.getChild('info')?.attrs.id, AVATAR_ID, 'avatar metadata notified, from the bare JID');
+      t.equal(eventItem(await waitFor(romeo, isEvent(NICK, JULIET)))?.getChildText('nick', NICK), 'Jules', 'nickname notified');
+      t.equal(eventItem(await waitFor(romeo, isEvent(DEVICES, JULIET)))?.getChild('list')?.getChild('device')?.attrs.id, '31415', 'device list notified');
+      await waitFor(romeo, isEvent(OPEN, JULIET));
+      t.pass('an open node notifies the contact too');
+      await waitFor(nickless, isEvent(META, JULIET));
+      await sleep(1000);
+      t.same(events(romeo, DATA), [], 'no notification of a node without +notify (avatar data)');
+      t.same(events(nickless, NICK), [], 'a session without nick+notify gets no nick');
+      t.same(events(nickless, DEVICES), [], 'nor a device list');
+      t.equal(events(romeo, META).length, 1, 'each notification once');
+      t.same(benvolio.received.filter((s: Element) => s.name === 'message' && s.attrs.from === JULIET).map((s: Element) => s.toString()), [], 'the stranger is notified of nothing');
+
+      // reads: the contact by id (XEP-0084 §4.2), the stranger nothing
+      const data = await readItems(romeo, JULIET, DATA, AVATAR_ID);
+      t.equal(typeof data === 'string' ? data : data[0]?.getChildText('data', DATA), 'iVBORw0KGgo=', 'the contact reads the avatar data by id');
+      const nick = await readItems(romeo, JULIET, NICK);
+      t.equal(typeof nick === 'string' ? nick : nick[0]?.getChildText('nick', NICK), 'Jules', 'and the nickname');
+      for (const node of [DATA, META, NICK, DEVICES]) {
+        const r = await readItems(benvolio, JULIET, node);
+        t.type(r, 'string', `the stranger cannot read ${node} (${typeof r === 'string' ? r : r.length + ' items'})`);
+      }
+      const open = await readItems(benvolio, JULIET, OPEN);
+      t.equal(typeof open === 'string' ? open : open.length, 1, 'an open node stays open');
+      // the owner's configuration reads as the client set it
+      const conf = await juliet.iqCaller.request(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('configure', { node: NICK }))));
+      const access = conf.getChild('pubsub')?.getChild('configure')?.getChild('x')?.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')?.getChildText('value');
+      t.equal(access, 'presence', 'the owner sees access model presence');
+      // a retraction reaches the contact
+      await publish(publishIq(OPEN, 'two', xml('thing', { xmlns: OPEN }, 'second')));
+      await waitFor(romeo, (s) => isEvent(OPEN, JULIET)(s) && eventItem(s)?.attrs.id === 'two');
+      await juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: NS_PUBSUB }, xml('retract', { node: OPEN, notify: 'true' }, xml('item', { id: 'two' })))));
+      await waitFor(romeo, (s) => isEvent(OPEN, JULIET)(s) && s.getChild('event')?.getChild('items')?.getChild('retract')?.attrs.id === 'two');
+      t.pass('a retraction is notified');
+    });
+
+    t.test('a raw client bypassing the mapping gets nothing of a stranger\'s nodes', async (t) => {
+      const benvolio = await login('benvolio', 'montague.lit', 'raw');
+      const ask = (child: Element, type: 'get' | 'set' = 'get') =>
+        benvolio.iqCaller.request(xml('iq', { type, to: JULIET }, child)).then(() => 'result', (e: { condition?: string }) => e.condition ?? 'error');
+      for (const node of [META, NICK, DEVICES]) {
+        t.not(await ask(xml('pubsub', { xmlns: NS_PUBSUB }, xml('subscribe', { node, jid: 'benvolio@montague.lit' })), 'set'), 'result', `subscribe to ${node} refused`);
+        t.not(await ask(xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node }))), 'result', `items of ${node} refused`);
+        t.not(await ask(xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('affiliations', { node }))), 'result', `affiliations of ${node} refused`);
+        t.not(await ask(xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('affiliations', { node }, xml('affiliation', { jid: 'benvolio@montague.lit', affiliation: 'member' }))), 'set'), 'result', `making itself a member of ${node} refused`);
+      }
+      t.not(await ask(xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node: 'presence' }))), 'result', "the proxy's presence node refused");
+    });
+
+    t.test('last items at initial presence, and for a contact approved while offline at its next login', async (t) => {
+      const romeo = await withCaps('romeo', 'montague.lit', 'later', [`${META}+notify`, `${NICK}+notify`]);
+      t.equal(eventItem(await waitFor(romeo, isEvent(META, JULIET)))?.attrs.id, AVATAR_ID, 'the last avatar metadata at login');
+      await waitFor(romeo, isEvent(NICK, JULIET));
+      await sleep(800);
+      t.same(events(romeo, DEVICES), [], 'nothing of a node without +notify');
+      t.equal(events(romeo, META).length, 1, 'once');
+      await romeo.stop();
+      // the nurse asks, goes away; juliet approves meanwhile
+      const nurse = await login('nurse', 'capulet.lit', 'chamber');
+      await online(nurse);
+      await nurse.send(xml('presence', { to: JULIET, type: 'subscribe' }));
+      await waitFor(nurse, isPush(JULIET, { ask: 'subscribe' }));
+      await nurse.stop();
+      const juliet = await login('juliet', 'capulet.lit', 'balcony', other);
+      await online(juliet);
+      await waitFor(juliet, isPresence(NURSE, 'subscribe'));
+      await juliet.send(xml('presence', { to: NURSE, type: 'subscribed' }));
+      await waitFor(juliet, isPush(NURSE, { subscription: 'from' }));
+      const back = await withCaps('nurse', 'capulet.lit', 'chamber', [`${NICK}+notify`]);
+      t.equal(eventItem(await waitFor(back, isEvent(NICK, JULIET)))?.getChildText('nick', NICK), 'Jules', 'the nickname at the next login');
+      const data = await readItems(back, JULIET, DATA, AVATAR_ID);
+      t.type(data, Array, 'and the avatar is readable');
+    });
+
+    t.test('after unsubscribed: neither readable nor notified', async (t) => {
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      const romeo = await withCaps('romeo', 'montague.lit', 'orchard', ALL_NOTIFY, other);
+      await waitFor(romeo, isEvent(NICK, JULIET));
+      await juliet.send(xml('presence', { to: ROMEO, type: 'unsubscribed' }));
+      await waitFor(romeo, isPush(JULIET, { subscription: 'from' }));
+      await sleep(500);
+      romeo.received.length = 0;
+      for (const node of [DATA, META, NICK, DEVICES]) {
+        const r = await readItems(romeo, JULIET, node);
+        t.type(r, 'string', `${node} no longer readable (${typeof r === 'string' ? r : r.length + ' items'})`);
+      }
+      await juliet.iqCaller.request(publishIq(NICK, 'current', xml('nick', { xmlns: NICK }, 'Capulet')));
+      await sleep(1000);
+      t.same(events(romeo, NICK), [], 'no notification');
+    });
+  });
+}
