@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Element } from 'ltx';
 import { twoProxies } from './harness/two-proxies.js';
 import { waitFor, xml } from './harness/xmpp.js';
-import { PASSWORD, isPresence, isPush, sessions, subscribeBothWays, type Client } from './harness/roster.js';
+import { PASSWORD, isPresence, isPush, sessions, enrolAndPair, type Client } from './harness/roster.js';
 import { NS_CAPS, NS_PUBSUB, advertise, eventItem, isEvent, publishIq, readItems } from './harness/pep.js';
 
 const USERS: Array<[string, string, string]> = [
@@ -34,16 +34,9 @@ const events = (c: Client, node: string) => c.received.filter(isEvent(node, JULI
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`PEP for contacts on ${kind}`, async (t) => {
     const { proxy, other } = await twoProxies(t, kind, USERS);
-    const { login, online } = sessions(t, PASSWORD, () => proxy);
-    for (const [u, d] of USERS) await (await login(u, d, 'first')).stop();
-    // juliet and romeo share presence both ways
-    {
-      const juliet = await login('juliet', 'capulet.lit', 'setup');
-      const romeo = await login('romeo', 'montague.lit', 'setup', other);
-      await Promise.all([online(juliet), online(romeo)]);
-      await subscribeBothWays(juliet, JULIET, romeo, ROMEO);
-      await Promise.all([juliet.stop(), romeo.stop()]);
-    }
+    const s = sessions(t, PASSWORD, () => proxy);
+    const { login, online } = s;
+    await enrolAndPair(s, USERS, other); // juliet and romeo share presence both ways
 
     /** a session with caps asking `notify`, online */
     const withCaps = async (user: string, domain: string, resource: string, notify: string[], px = proxy) => {
@@ -157,6 +150,33 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.iqCaller.request(publishIq(NICK, 'current', xml('nick', { xmlns: NICK }, 'Capulet')));
       await sleep(1000);
       t.same(events(romeo, NICK), [], 'no notification');
+    });
+
+    t.test('a node made with <create/> and configured presence; its deletion; a caps change; an approval while online', async (t) => {
+      const CUSTOM = 'urn:xep207-test:mood';
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      await online(juliet);
+      const benvolio = await withCaps('benvolio', 'montague.lit', 'street', [`${NICK}+notify`, `${CUSTOM}+notify`]);
+      const form = (access: string) => xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#node_config')), xml('field', { var: 'pubsub#access_model' }, xml('value', {}, access)));
+      await juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: NS_PUBSUB }, xml('create', { node: CUSTOM }), xml('configure', {}, form('presence')))));
+      await juliet.iqCaller.request(publishIq(CUSTOM, 'now', xml('mood', { xmlns: CUSTOM }, 'hopeful')));
+      t.type(await readItems(benvolio, JULIET, CUSTOM), 'string', 'a node created presence is not readable by a stranger');
+      // benvolio asks, juliet approves while benvolio is online: the last items come at once
+      await benvolio.send(xml('presence', { to: JULIET, type: 'subscribe' }));
+      await waitFor(juliet, isPresence('benvolio@montague.lit', 'subscribe'));
+      await juliet.send(xml('presence', { to: 'benvolio@montague.lit', type: 'subscribed' }));
+      t.equal(eventItem(await waitFor(benvolio, isEvent(CUSTOM, JULIET)))?.getChildText('mood', CUSTOM), 'hopeful', 'the last item of the created node, at approval');
+      await waitFor(benvolio, isEvent(NICK, JULIET));
+      t.pass('and of the nickname');
+      t.type(await readItems(benvolio, JULIET, CUSTOM), Array, 'now readable');
+      // a caps change that adds an interest brings that node's last item
+      t.same(events(benvolio, META), [], 'no metadata before the caps ask for it');
+      await benvolio.send(xml('presence', {}, advertise(benvolio, [`${NICK}+notify`, `${CUSTOM}+notify`, `${META}+notify`, NS_CAPS])));
+      t.equal(eventItem(await waitFor(benvolio, isEvent(META, JULIET)))?.attrs.id, AVATAR_ID, 'the metadata after the caps change');
+      // the owner deletes the node: the contact hears of it
+      await juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('delete', { node: CUSTOM }))));
+      await waitFor(benvolio, (s) => s.name === 'message' && s.attrs.from === JULIET && s.getChild('event')?.getChild('delete')?.attrs.node === CUSTOM);
+      t.pass('the deletion is notified');
     });
   });
 }

@@ -8,7 +8,7 @@ import { startTestProxy, type RunningProxy } from './harness/proxy.js';
 import { waitFor, xml } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
 import { NS_CAPS, advertise } from './harness/pep.js';
-import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, subscribeBothWays, type Client } from './harness/roster.js';
+import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, enrolAndPair, type Client } from './harness/roster.js';
 
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
@@ -30,17 +30,9 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
     t.teardown(() => proxy.stop());
     const other: RunningProxy = await startTestProxy(backend);
     t.teardown(() => other.stop());
-    const { login, online } = sessions(t, PASSWORD, () => proxy);
-
-    // nodes exist after a first login; juliet and romeo share presence both ways
-    for (const [u, d] of USERS) await (await login(u, d, 'first')).stop();
-    {
-      const juliet = await login('juliet', 'capulet.lit', 'setup');
-      const romeo = await login('romeo', 'montague.lit', 'setup');
-      await Promise.all([online(juliet), online(romeo)]);
-      await subscribeBothWays(juliet, JULIET, romeo, ROMEO);
-      await Promise.all([juliet.stop(), romeo.stop()]);
-    }
+    const s = sessions(t, PASSWORD, () => proxy);
+    const { login, online } = s;
+    await enrolAndPair(s, USERS);
 
     t.test('a roster remove reaches a resource that stayed online while another left', async (t) => {
       const a = await login('juliet', 'capulet.lit', 'A');

@@ -211,10 +211,14 @@ async function createReadable(account: Account, node: string, access: Access, as
 
 /** The client's publish-options / configure form with `presence` turned into `whitelist`. */
 function rewriteAccess(x: Element): Element {
-  const fields = formFields(x);
+  return submitForm(formFields(x).get('FORM_TYPE')?.[0] ?? FORM_NODE_CONFIG, formOf(x));
+}
+
+/** A submitted form's fields but FORM_TYPE, `presence` turned into `whitelist`. */
+function formOf(x: Element): Fields {
   const out: Fields = {};
-  for (const [k, v] of fields) if (k !== 'FORM_TYPE') out[k] = k === ACCESS && v[0] === 'presence' ? 'whitelist' : v;
-  return submitForm(fields.get('FORM_TYPE')?.[0] ?? FORM_NODE_CONFIG, out);
+  for (const [k, v] of formFields(x)) if (k !== 'FORM_TYPE') out[k] = k === ACCESS && v[0] === 'presence' ? 'whitelist' : v;
+  return out;
 }
 
 function preconditionNotMet(node: string): StanzaError {
@@ -301,11 +305,12 @@ export async function ownConfigure(account: Account, el: Element, create: boolea
   await record(account, node, wanted);
   const iq = clone(el);
   const conf = iq.getChild('pubsub')!.getChild('configure');
-  if (wanted === 'presence') {
-    if (conf && x) conf.children = [rewriteAccess(x)];
-    else if (conf) conf.children = [submitForm(FORM_NODE_CONFIG, { [ACCESS]: 'whitelist' })];
-    else iq.getChild('pubsub')!.children.push(xml('configure', null, submitForm(FORM_NODE_CONFIG, { [ACCESS]: 'whitelist' })));
-  }
+  // a new node's contacts hear of retractions and of its deletion, unless the client says otherwise
+  const fields: Fields = { ...(create ? NOTIFY_ALL : {}), ...(x ? formOf(x) : {}) };
+  if (wanted === 'presence') fields[ACCESS] = 'whitelist';
+  const form = submitForm(FORM_NODE_CONFIG, fields);
+  if (conf) conf.children = [form];
+  else iq.getChild('pubsub')!.children.push(xml('configure', null, form));
   await relay(ctx, el, iq);
   await sync(account, node).catch((err: unknown) => ctx.log.warn({ node, err: String(err) }, 'PEP membership not set'));
   return true;

@@ -17,13 +17,21 @@ export function capsVer(features: string[]): string {
   return createHash('sha1').update(s).digest('base64');
 }
 
-/** Make a client answer disco#info for its caps node and return the <c/> to put in its presence. */
+const advertised = new WeakMap<Client, string[]>();
+
+/**
+ * Make a client answer disco#info for its caps node with these features (a later call changes them)
+ * and return the <c/> to put in its presence.
+ */
 export function advertise(c: Client, features: string[]): Element {
   const all = [NS_DISCO_INFO, ...features];
-  c.iqCallee.get(NS_DISCO_INFO, 'query', (ctx: { element: Element }) => {
-    const node = ctx.element.attrs.node as string | undefined;
-    return xml('query', { xmlns: NS_DISCO_INFO, ...(node ? { node } : {}) }, xml('identity', { category: 'client', type: 'pc', name: 'xep207-test' }), ...all.map((v) => xml('feature', { var: v })));
-  });
+  if (!advertised.has(c)) {
+    c.iqCallee.get(NS_DISCO_INFO, 'query', (ctx: { element: Element }) => {
+      const node = ctx.element.attrs.node as string | undefined;
+      return xml('query', { xmlns: NS_DISCO_INFO, ...(node ? { node } : {}) }, xml('identity', { category: 'client', type: 'pc', name: 'xep207-test' }), ...advertised.get(c)!.map((v) => xml('feature', { var: v })));
+    });
+  }
+  advertised.set(c, all);
   return xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(all) });
 }
 

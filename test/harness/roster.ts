@@ -56,7 +56,7 @@ export function sessions(t: Test, password: string, proxy: () => { port: number 
  * Two online sessions, `a` of user `aJid` and `b` of `bJid`, make their users share presence both
  * ways (a request each, each approved), and wait for both rosters to say `both`.
  */
-export async function subscribeBothWays(a: Client, aJid: string, b: Client, bJid: string): Promise<void> {
+async function subscribeBothWays(a: Client, aJid: string, b: Client, bJid: string): Promise<void> {
   await b.send(xml('presence', { to: aJid, type: 'subscribe' }));
   await waitFor(a, isPresence(bJid, 'subscribe'));
   await a.send(xml('presence', { to: bJid, type: 'subscribed' }));
@@ -65,4 +65,17 @@ export async function subscribeBothWays(a: Client, aJid: string, b: Client, bJid
   await b.send(xml('presence', { to: aJid, type: 'subscribed' }));
   await waitFor(a, isPush(bJid, { subscription: 'both' }));
   await waitFor(b, isPush(aJid, { subscription: 'both' }));
+}
+
+/**
+ * Every one of `users` logs in once (their nodes exist after a first login), then juliet@capulet.lit
+ * and romeo@montague.lit (through `romeoProxy` if given) share presence both ways.
+ */
+export async function enrolAndPair(s: ReturnType<typeof sessions>, users: ReadonlyArray<readonly [string, string, string]>, romeoProxy?: { port: number }): Promise<void> {
+  for (const [u, d] of users) await (await s.login(u, d, 'first')).stop();
+  const juliet = await s.login('juliet', 'capulet.lit', 'setup');
+  const romeo = await s.login('romeo', 'montague.lit', 'setup', romeoProxy);
+  await Promise.all([s.online(juliet), s.online(romeo)]);
+  await subscribeBothWays(juliet, 'juliet@capulet.lit', romeo, 'romeo@montague.lit');
+  await Promise.all([juliet.stop(), romeo.stop()]);
 }
