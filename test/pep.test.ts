@@ -134,6 +134,32 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.type(data, Array, 'and the avatar is readable');
     });
 
+    t.test('owner-only stays owner-only; another access model on a presence node is a precondition error; reconfiguring', async (t) => {
+      const BOOKMARKS = 'urn:xmpp:bookmarks:1';
+      const juliet = await login('juliet', 'capulet.lit', 'balcony');
+      const quiet = await withCaps('juliet', 'capulet.lit', 'quiet', [], other); // no +notify at all
+      await online(juliet);
+      const romeo = await login('romeo', 'montague.lit', 'orchard', other);
+      await online(romeo);
+      await juliet.iqCaller.request(publishIq(BOOKMARKS, 'room@conference.capulet.lit', xml('conference', { xmlns: BOOKMARKS, name: 'Ball' }), 'whitelist'));
+      t.type(await readItems(romeo, JULIET, BOOKMARKS), 'string', 'a whitelist node (bookmarks) is not readable by a contact');
+      const refused = await juliet.iqCaller.request(publishIq(NICK, 'current', xml('nick', { xmlns: NICK }, 'Jules'), 'whitelist')).then(
+        () => undefined,
+        (e: { condition?: string; element?: Element }) => e,
+      );
+      t.equal(refused?.condition, 'conflict', 'publish-options whitelist on a presence node: conflict');
+      t.ok(refused?.element?.getChild('precondition-not-met', 'http://jabber.org/protocol/pubsub#errors'), 'with precondition-not-met');
+      const configure = (access: string) =>
+        juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('configure', { node: NICK }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#node_config')), xml('field', { var: 'pubsub#access_model' }, xml('value', {}, access)))))));
+      await configure('whitelist');
+      t.type(await readItems(romeo, JULIET, NICK), 'string', 'reconfigured whitelist: the contact can no longer read it');
+      await configure('presence');
+      const back = await readItems(romeo, JULIET, NICK);
+      t.equal(typeof back === 'string' ? back : back.length, 1, 'reconfigured presence: readable again');
+      await sleep(500);
+      t.same(quiet.received.filter((s: Element) => s.name === 'message' && s.getChild('event', 'http://jabber.org/protocol/pubsub#event')).map((s: Element) => s.toString().slice(0, 120)), [], "the user's own resource without +notify gets no notification of its own nodes");
+    });
+
     t.test('after unsubscribed: neither readable nor notified', async (t) => {
       const juliet = await login('juliet', 'capulet.lit', 'balcony');
       await online(juliet);

@@ -311,8 +311,11 @@ export async function ownConfigure(account: Account, el: Element, create: boolea
   const form = submitForm(FORM_NODE_CONFIG, fields);
   if (conf) conf.children = [form];
   else iq.getChild('pubsub')!.children.push(xml('configure', null, form));
-  await relay(ctx, el, iq);
-  await sync(account, node).catch((err: unknown) => ctx.log.warn({ node, err: String(err) }, 'PEP membership not set'));
+  // the members before the answer: what the client does next may already count on them
+  await relay(ctx, el, iq, async (res) => {
+    await sync(account, node).catch((err: unknown) => ctx.log.warn({ node, err: String(err) }, 'PEP membership not set'));
+    return res;
+  });
   return true;
 }
 

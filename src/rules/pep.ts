@@ -8,8 +8,9 @@
 //                while the roster says the user sees the contact's presence (subscription to/both)
 //   last items   at initial presence, and when a contact becomes visible, the session gets the
 //                last item of each node it has +notify for, of each contact it sees (§4.3.2)
-//   own nodes    left to the backend: it notifies the owner's sessions by their caps, which the
-//                proxy puts on the backend leg's presence (presence.ts)
+//   own nodes    the backend notifies the owner's sessions (Prosody by their caps, which the proxy
+//                puts on the backend leg's presence, presence.ts; ejabberd all of them, to the bare
+//                JID): filtered by +notify like a contact's
 //
 // The client's publishes and node configurations on its own PEP service go through pep-access.ts,
 // which turns `presence` into whitelist + members before the backend sees them.
@@ -171,16 +172,16 @@ export function pepRule(): Rule {
       const ev = eventNode(s.el);
       if (!ev) return false;
       const service = from.toLowerCase();
-      if (service === ctx.bare) return ev.node === NODE_PEP; // the registry is the proxy's; own nodes are the backend's
-      if (!isClientNode(ev.node)) return false; // the other rules' nodes
+      if (!isClientNode(ev.node)) return service === ctx.bare && ev.node === NODE_PEP; // the registry is the proxy's; the other rules' nodes theirs
       // the subscriptions the contact's proxy set for us are bookkeeping, not the client's
       if (ev.kind === 'subscription') return ev.jid !== undefined && ev.jid.toLowerCase() === ctx.bare;
       // a subscription the client made itself, to its full JID, is the client's business
       const to = s.attrs.to;
       if (to !== undefined && to.includes('/')) return false;
       const account = accountOf(ctx);
+      // the user's own nodes: the backend notifies the owner's sessions (ejabberd whatever their caps)
       const entry = account.entry(service);
-      if (!account.available || !(entry && hasTo(entry.subscription))) return true;
+      if (!account.available || (service !== ctx.bare && !(entry && hasTo(entry.subscription)))) return true;
       return stateOf(ctx).interests.then((nodes) => !nodes.has(ev.node));
     },
   };
