@@ -117,6 +117,13 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.same(events(romeo, DEVICES), [], 'nothing of a node without +notify');
       t.equal(events(romeo, META).length, 1, 'once');
       await romeo.stop();
+      // the user's own nodes too
+      const own = await withCaps('juliet', 'capulet.lit', 'own', [`${NICK}+notify`], other);
+      await waitFor(own, isEvent(NICK, JULIET));
+      await sleep(800);
+      t.equal(events(own, NICK).length, 1, "the user's own last nickname at login, once");
+      t.same(events(own, META), [], 'nothing of its own nodes without +notify');
+      await own.stop();
       // the nurse asks, goes away; juliet approves meanwhile
       const nurse = await login('nurse', 'capulet.lit', 'chamber');
       await online(nurse);

@@ -77,8 +77,10 @@ async function sendLastItems(account: Account, contacts: string[], nodes: Set<st
   await limited(jobs, LAST_ITEM_PARALLEL);
 }
 
+/** The services whose last items a session gets: its contacts, and its own where the backend does not send them. */
 function visibleContacts(account: Account): string[] {
-  return [...account.roster.values()].filter((e) => hasTo(e.subscription)).map((e) => e.jid);
+  const contacts = [...account.roster.values()].filter((e) => hasTo(e.subscription)).map((e) => e.jid);
+  return account.profile.ownLastItemsAtLogin ? contacts : [account.bare, ...contacts];
 }
 
 /** Initial presence: the last items of every contact the user sees. */
