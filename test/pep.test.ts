@@ -94,6 +94,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: NS_PUBSUB }, xml('retract', { node: OPEN, notify: 'true' }, xml('item', { id: 'two' })))));
       await waitFor(romeo, (s) => isEvent(OPEN, JULIET)(s) && s.getChild('event')?.getChild('items')?.getChild('retract')?.attrs.id === 'two');
       t.pass('a retraction is notified');
+      await Promise.all([juliet.stop(), romeo.stop(), nickless.stop(), benvolio.stop()]);
     });
 
     t.test('a raw client bypassing the mapping gets nothing of a stranger\'s nodes', async (t) => {
@@ -107,6 +108,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
         t.not(await ask(xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('affiliations', { node }, xml('affiliation', { jid: 'benvolio@montague.lit', affiliation: 'member' }))), 'set'), 'result', `making itself a member of ${node} refused`);
       }
       t.not(await ask(xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node: 'presence' }))), 'result', "the proxy's presence node refused");
+      await benvolio.stop();
     });
 
     t.test('last items at initial presence, and for a contact approved while offline at its next login', async (t) => {
@@ -139,6 +141,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(eventItem(await waitFor(back, isEvent(NICK, JULIET)))?.getChildText('nick', NICK), 'Jules', 'the nickname at the next login');
       const data = await readItems(back, JULIET, DATA, AVATAR_ID);
       t.type(data, Array, 'and the avatar is readable');
+      await Promise.all([juliet.stop(), back.stop()]);
     });
 
     t.test('owner-only stays owner-only; another access model on a presence node is a precondition error; reconfiguring', async (t) => {
@@ -165,6 +168,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(typeof back === 'string' ? back : back.length, 1, 'reconfigured presence: readable again');
       await sleep(500);
       t.same(quiet.received.filter((s: Element) => s.name === 'message' && s.getChild('event', 'http://jabber.org/protocol/pubsub#event')).map((s: Element) => s.toString().slice(0, 120)), [], "the user's own resource without +notify gets no notification of its own nodes");
+      await Promise.all([juliet.stop(), quiet.stop(), romeo.stop()]);
     });
 
     t.test('after unsubscribed: neither readable nor notified', async (t) => {
@@ -183,6 +187,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.iqCaller.request(publishIq(NICK, 'current', xml('nick', { xmlns: NICK }, 'Capulet')));
       await sleep(1000);
       t.same(events(romeo, NICK), [], 'no notification');
+      await Promise.all([juliet.stop(), romeo.stop()]);
     });
 
     t.test('a node made with <create/> and configured presence; its deletion; a caps change; an approval while online', async (t) => {
@@ -210,6 +215,11 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await juliet.iqCaller.request(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: `${NS_PUBSUB}#owner` }, xml('delete', { node: CUSTOM }))));
       await waitFor(benvolio, (s) => s.name === 'message' && s.attrs.from === JULIET && s.getChild('event')?.getChild('delete')?.attrs.node === CUSTOM);
       t.pass('the deletion is notified');
+      // a node of the same name made again starts afresh, readable by the contacts again
+      await juliet.iqCaller.request(publishIq(CUSTOM, 'again', xml('mood', { xmlns: CUSTOM }, 'content')));
+      const again = await readItems(benvolio, JULIET, CUSTOM);
+      t.equal(typeof again === 'string' ? again : again[0]?.getChildText('mood', CUSTOM), 'content', 'a node made again after its deletion is readable by the contact');
+      await Promise.all([juliet.stop(), benvolio.stop()]);
     });
   });
 }

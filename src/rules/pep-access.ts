@@ -290,7 +290,7 @@ export async function ownConfigure(account: Account, el: Element, create: boolea
   const pubsub = el.getChild('pubsub', create ? NS_PUBSUB : NS_PUBSUB_OWNER)!;
   const node = (create ? pubsub.getChild('create') : pubsub.getChild('configure'))?.attrs.node as string | undefined;
   if (!node || !isClientNode(node)) return false;
-  const x = (create ? pubsub.getChild('configure') : pubsub.getChild('configure'))?.getChild('x', NS_DATA);
+  const x = pubsub.getChild('configure')?.getChild('x', NS_DATA);
   const asked = x ? formFields(x).get(ACCESS)?.[0] : undefined;
   const wanted = asAccess(asked ?? (create ? DEFAULT_ACCESS : undefined));
   if (!wanted) {
@@ -314,6 +314,16 @@ export async function ownConfigure(account: Account, el: Element, create: boolea
   // the members before the answer: what the client does next may already count on them
   await relay(ctx, el, iq, async (res) => {
     await sync(account, node).catch((err: unknown) => ctx.log.warn({ node, err: String(err) }, 'PEP membership not set'));
+    return res;
+  });
+  return true;
+}
+
+/** The owner deletes a node (XEP-0060 §8.4): once it is gone, its record goes (a later node of that name starts afresh). */
+export async function ownDelete(account: Account, el: Element, node: string): Promise<boolean> {
+  if (!(await registered(account, node))) return false; // passes through
+  await relay(account.ctx, el, clone(el), async (res) => {
+    await unrecord(account, node);
     return res;
   });
   return true;

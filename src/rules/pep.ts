@@ -22,7 +22,7 @@ import { NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount, type Account } from './account.js';
 import { CapsCache, capsOf } from './caps.js';
-import { NODE_PEP, isClientNode, ownConfigGet, ownConfigure, ownPublish, reconcile } from './pep-access.js';
+import { NODE_PEP, isClientNode, ownConfigGet, ownConfigure, ownDelete, ownPublish, reconcile } from './pep-access.js';
 import { hasTo } from './subscription-states.js';
 import type { Rule, RuleContext } from './types.js';
 import type { RosterEntry } from './roster-item.js';
@@ -159,6 +159,7 @@ export function pepRule(): Rule {
       else if (s.childNs === NS_PUBSUB && s.attrs.type === 'set' && first.name === 'create') work = ownConfigure(account, el, true);
       else if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && first.name === 'configure') work = ownConfigure(account, el, false);
       else if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'get' && first.name === 'configure') work = ownConfigGet(account, el, node);
+      else if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && first.name === 'delete') work = ownDelete(account, el, node);
       if (!work) return false;
       return work.catch((err: unknown) => {
         ctx.log.warn({ node, err: String(err) }, 'PEP request failed');
