@@ -249,9 +249,18 @@ export class Account {
     const mine = this.ownWrites?.get(jid);
     const at = mine ? mine.indexOf(key) : -1;
     if (at !== -1) {
-      // the echo of one of our writes: everything up to it has come back; the cache is already newer
+      // the echo of one of our writes: everything up to it has come back. The cache already holds
+      // it, or a newer write of ours, unless another session's write was applied in between: the
+      // backend's order puts ours after that one, so ours is the node's content (when it is our last)
       mine!.splice(0, at + 1);
-      if (mine!.length === 0) this.ownWrites!.delete(jid);
+      if (mine!.length > 0) return;
+      this.ownWrites!.delete(jid);
+      const prev = this.roster.get(jid);
+      if (storedKey(prev) === key) return;
+      // its event was delivered when we wrote it: not again
+      const again = next ? { ...next } : undefined;
+      if (again) delete again.event;
+      this.apply(prev, again);
       return;
     }
     const prev = this.roster.get(jid);

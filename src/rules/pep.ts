@@ -176,7 +176,7 @@ export function pepRule(): Rule {
       if (!ev) return false;
       const service = from.toLowerCase();
       if (!isClientNode(ev.node)) return service === ctx.bare && ev.node === NODE_PEP; // the registry is the proxy's; the other rules' nodes theirs
-      // the subscriptions the contact's proxy set for us are bookkeeping, not the client's
+      // the subscriptions the node owner's proxy set for this user are bookkeeping, not the client's
       if (ev.kind === 'subscription') return ev.jid !== undefined && ev.jid.toLowerCase() === ctx.bare;
       // a subscription the client made itself, to its full JID, is the client's business
       const to = s.attrs.to;
