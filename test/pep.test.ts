@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Element } from 'ltx';
 import { twoProxies } from './harness/two-proxies.js';
-import { waitFor, xml } from './harness/xmpp.js';
+import { RawClient, waitFor, xml } from './harness/xmpp.js';
 import { PASSWORD, isPresence, isPush, sessions, enrolAndPair, type Client } from './harness/roster.js';
 import { NS_CAPS, NS_PUBSUB, advertise, eventItem, isEvent, publishIq, readItems } from './harness/pep.js';
 
@@ -33,7 +33,7 @@ const events = (c: Client, node: string) => c.received.filter(isEvent(node, JULI
 
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`PEP for contacts on ${kind}`, async (t) => {
-    const { proxy, other } = await twoProxies(t, kind, USERS);
+    const { backend, proxy, other } = await twoProxies(t, kind, USERS);
     const s = sessions(t, PASSWORD, () => proxy);
     const { login, online } = s;
     await enrolAndPair(s, USERS, other); // juliet and romeo share presence both ways
@@ -109,6 +109,19 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       }
       t.not(await ask(xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node: 'presence' }))), 'result', "the proxy's presence node refused");
       await benvolio.stop();
+      // straight to the backend, no proxy at all: the backend itself refuses
+      const direct = await RawClient.login(backend.port, 'montague.lit', 'benvolio', PASSWORD, 'direct');
+      t.teardown(() => direct.close());
+      let n = 0;
+      for (const node of [DATA, META, NICK, DEVICES]) {
+        const id = `d${++n}`;
+        direct.send(`<iq type='get' id='${id}' to='${JULIET}'><pubsub xmlns='${NS_PUBSUB}'><items node='${node}'/></pubsub></iq>`);
+        const answer = await direct.expect(new RegExp(`<iq [^>]*id=["']${id}["'][^>]*>.*?</iq>`, 's'));
+        t.match(answer[0], /type=["']error["']/, `${node} read directly at the backend: error`);
+        t.notMatch(answer[0], /<item /, 'no item');
+      }
+      direct.send(`<iq type='set' id='s1' to='${JULIET}'><pubsub xmlns='${NS_PUBSUB}'><subscribe node='${META}' jid='benvolio@montague.lit'/></pubsub></iq>`);
+      t.match((await direct.expect(/<iq [^>]*id=["']s1["'][^>]*>.*?<\/iq>/s))[0], /type=["']error["']/, 'a direct subscribe: error');
     });
 
     t.test('last items at initial presence, and for a contact approved while offline at its next login', async (t) => {
