@@ -8,6 +8,8 @@
 //     proxies' CPU per delivered message (it should not grow with the room's size).
 // Clients are raw sockets in this process (SASL PLAIN, plaintext), the proxies child processes.
 import type net from 'node:net';
+import { PROFILES } from '../src/backends/profile.js';
+import { chatNodeConfig } from '../src/rules/chat-nodes.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
 import { QUICK, connect, cpuSeconds, envNumber, login, percentile, pool, startChild, type Child } from './common.js';
 
@@ -89,6 +91,8 @@ export interface ChatResult {
   native: RoundTrip;
   /** two publish -> notification round trips directly on the pubsub-only backend */
   floor: RoundTrip;
+  /** the same on a node configured as a chat node, its subscriber a bare JID */
+  chatFloor: RoundTrip;
   proxy: RoundTrip;
   ratio: number;
   fanOut: FanOut[];
@@ -132,14 +136,22 @@ async function roundTrip(port: number, n: number, tag: string): Promise<RoundTri
  * is subscribed to and waits for the notification, twice per sample (a chat round trip through the
  * proxy is two publishes and their notifications): what §6 costs before the proxy adds anything.
  */
-async function pubsubFloor(port: number, n: number): Promise<RoundTrip> {
-  const a = await Peer.login(port, 'juliet', 'floor');
+async function pubsubFloor(port: number, n: number, like: 'default' | 'chat' = 'default'): Promise<RoundTrip> {
+  const a = await Peer.login(port, 'juliet', `floor-${like}`);
   try {
     a.send('<presence/>');
-    const node = 'bench-floor';
-    a.send(`<iq type='set' id='c1' to='pubsub.${DOMAIN}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='${node}'/></pubsub></iq>`);
+    const node = `bench-floor-${like}`;
+    // 'chat': the node configured as §6's chat nodes are (chatNodeConfig) and the bare JID subscribed
+    const configure =
+      like === 'chat'
+        ? `<configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>${Object.entries(chatNodeConfig(PROFILES.ejabberd))
+            .map(([k, v]) => `<field var='${k}'><value>${String(v)}</value></field>`)
+            .join('')}</x></configure>`
+        : '';
+    a.send(`<iq type='set' id='c1' to='pubsub.${DOMAIN}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='${node}'/>${configure}</pubsub></iq>`);
     await a.until(/id=["']c1["']/);
-    a.send(`<iq type='set' id='s1' to='pubsub.${DOMAIN}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='${node}' jid='${a.jid}'/></pubsub></iq>`);
+    const subscriber = like === 'chat' ? a.jid.slice(0, a.jid.indexOf('/')) : a.jid;
+    a.send(`<iq type='set' id='s1' to='pubsub.${DOMAIN}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='${node}' jid='${subscriber}'/></pubsub></iq>`);
     await a.until(/id=["']s1["']/);
     const once = async (i: number) => {
       const got = a.until(new RegExp(`FL-${i}<`));
@@ -209,10 +221,11 @@ export async function runChat(log: (s: string) => void): Promise<ChatResult> {
     const native = await roundTrip(legacy.plainPort!, n, 'native');
     const proxy = await roundTrip(ports[0]!, n, 'proxy');
     const floor = await pubsubFloor(pubsubOnly.plainPort!, n);
-    log(`  chat round trip: legacy ejabberd p50 ${native.p50us.toFixed(0)} µs (p99 ${native.p99us.toFixed(0)}), through the proxy on pubsub-only ejabberd p50 ${proxy.p50us.toFixed(0)} µs (p99 ${proxy.p99us.toFixed(0)}); the backend's floor, two publishes and their notifications directly on it: p50 ${floor.p50us.toFixed(0)} µs`);
+    const chatFloor = await pubsubFloor(pubsubOnly.plainPort!, n, 'chat');
+    log(`  chat round trip: legacy ejabberd p50 ${native.p50us.toFixed(0)} µs (p99 ${native.p99us.toFixed(0)}), through the proxy on pubsub-only ejabberd p50 ${proxy.p50us.toFixed(0)} µs (p99 ${proxy.p99us.toFixed(0)}); the backend's floor, two publishes and their notifications directly on it: p50 ${floor.p50us.toFixed(0)} µs (default node), ${chatFloor.p50us.toFixed(0)} µs (a chat node's configuration, bare-JID subscription)`);
     const fan: FanOut[] = [];
     for (const size of sizes) fan.push(await fanOut(ports, proxies, size, messages, log));
-    return { native, floor, proxy, ratio: proxy.p50us / native.p50us, fanOut: fan };
+    return { native, floor, chatFloor, proxy, ratio: proxy.p50us / native.p50us, fanOut: fan };
   } finally {
     await Promise.all(proxies.map((c) => c.stop()));
     await Promise.all([pubsubOnly.stop(), legacy.stop()]);

@@ -8,7 +8,7 @@
 import type net from 'node:net';
 import { startEjabberd } from '../test/harness/ejabberd.js';
 import type { Backend } from '../test/harness/common.js';
-import { Child, QUICK, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, syscallsPer, type MiddleboxRun } from './common.js';
+import { Child, QUICK, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, syscallsPer, type MiddleboxRun, type Stats } from './common.js';
 
 const DOMAIN = 'capulet.lit';
 const PASSWORD = 'secret';
@@ -118,7 +118,7 @@ async function openPumps(port: number, users: string[], connections: number, win
   });
 }
 
-async function loadRound(child: Child, port: number, users: string[], connections: number, window: number, seconds: number, tag: string): Promise<LoadRun> {
+export async function loadRound(child: { stats(): Promise<Stats> }, port: number, users: string[], connections: number, window: number, seconds: number, tag: string): Promise<LoadRun> {
   const pumps = await openPumps(port, users, connections, window, tag);
   try {
     for (const p of pumps) p.start();
@@ -154,7 +154,7 @@ async function loadRound(child: Child, port: number, users: string[], connection
 }
 
 /** One connection, one message at a time: round-trip times in microseconds. */
-class PingPong {
+export class PingPong {
   private readonly counter = new Counter();
   private waiter: (() => void) | undefined;
   private seq = 0;
@@ -180,7 +180,7 @@ class PingPong {
   }
 }
 
-function summarize(samples: number[]): Latency {
+export function summarize(samples: number[]): Latency {
   const s = [...samples].sort((a, b) => a - b);
   return { samples: s.length, p50us: percentile(s, 50), p90us: percentile(s, 90), p99us: percentile(s, 99), maxUs: s[s.length - 1]!, meanUs: s.reduce((a, b) => a + b, 0) / s.length };
 }

@@ -6,7 +6,9 @@
 //
 // BENCH_PROXY_RULES=ping|none (diagnostics only): run the proxy with just the ping rule, or with no
 // rule at all, instead of the default rule table, to see what the rules cost.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import v8 from 'node:v8';
 import { Proxy, makeConfig, createLogger, type Rule } from '../src/index.js';
 import { pingRule } from '../src/rules/ping.js';
@@ -15,16 +17,22 @@ import { serveParent } from './common.js';
 
 const [mode, host, portArg, level] = process.argv.slice(2);
 const upstreamPort = Number(portArg);
-if ((mode !== 'proxy' && mode !== 'raw') || !host || !upstreamPort) {
-  console.error('usage: middlebox.js proxy|raw <upstream-host> <upstream-port> [log-level]');
+if ((mode !== 'proxy' && mode !== 'raw' && mode !== 'rawtls') || !host || !upstreamPort) {
+  console.error('usage: middlebox.js proxy|raw|rawtls <upstream-host> <upstream-port> [log-level]');
   process.exit(2);
 }
 
-/** The raw relay: what any TCP forwarder costs in Node (pipe() handles backpressure both ways). */
+/**
+ * The raw relay: what any TCP forwarder costs in Node (pipe() handles backpressure both ways).
+ * `rawtls`: the upstream leg is direct TLS (the backend's XEP-0368 port; CA from BENCH_UPSTREAM_CA,
+ * name BENCH_UPSTREAM_NAME), the reference for a proxy whose backend leg is encrypted.
+ */
 function startRawRelay(): Promise<{ port: number; pairs: () => number }> {
   let pairs = 0;
+  const ca = mode === 'rawtls' && process.env.BENCH_UPSTREAM_CA ? readFileSync(process.env.BENCH_UPSTREAM_CA) : undefined;
   const server = net.createServer({ noDelay: true }, (client) => {
-    const upstream = net.connect({ host, port: upstreamPort });
+    const upstream: net.Socket =
+      mode === 'rawtls' ? tls.connect({ host, port: upstreamPort, servername: process.env.BENCH_UPSTREAM_NAME ?? 'capulet.lit', ...(ca ? { ca } : {}) }) : net.connect({ host, port: upstreamPort });
     upstream.setNoDelay(true);
     pairs++;
     let done = false;

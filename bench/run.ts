@@ -7,6 +7,8 @@
 //   ejabberd   (b) relayed stanzas per CPU-second with ejabberd in the loop, added round-trip latency
 //   idle       (c) RSS per idle proxied session at 1k and 5k sessions
 //   chat       (d) §6 chat round trip vs a legacy ejabberd; §5 MUC fan-out over two proxy instances
+//   users      (e) what users see: the CLI proxy (upstream TLS on and off) vs raw relays, pinned CPUs,
+//              many accounts: logins, idle RSS, relayed stanzas, added latency (bench/users.ts)
 // BENCH_QUICK=1 shortens everything (a smoke run, noisier figures). BENCH_STRICT=1 exits 1 when a
 // target is missed. Sizes, durations and diagnostics: see docs/bench.md.
 // Results: a table on stdout, JSON in bench/results/latest.json.
@@ -20,8 +22,9 @@ import { runEjabberd, type EjabberdResult } from './ejabberd.js';
 import { runIdle, type IdleResult } from './idle.js';
 import { fmtK, parserTable, runParsers, type VariantResult } from './parsers.js';
 import { runSynthetic, type SyntheticResult } from './synthetic.js';
+import { runUsers, type BoxResult, type UsersResult } from './users.js';
 
-const SECTIONS = ['parsers', 'synthetic', 'ejabberd', 'idle', 'chat'] as const;
+const SECTIONS = ['parsers', 'synthetic', 'ejabberd', 'idle', 'chat', 'users'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -50,6 +53,43 @@ function table(rows: Row[]): string {
   return [line(head, true), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map((r) => line(r))].join('\n');
 }
 
+/**
+ * (e) rows: the proxy with upstream plaintext against the raw relay, and with upstream TLS (its
+ * default) against the relay terminating the same TLS leg. Targets (issue 10) apply to plaintext.
+ */
+function usersRows(u: UsersResult): Row[] {
+  const out: Row[] = [];
+  const ms = (v: number) => `${(v / 1e3).toFixed(2)} ms`;
+  const pairs: Array<[string, BoxResult | undefined, BoxResult | undefined, boolean]> = [
+    ['upstream plaintext', u.boxes['proxy-off'], u.boxes.raw, true],
+    ['upstream TLS', u.boxes['proxy-tls'], u.boxes.rawtls, false],
+  ];
+  for (const [leg, p, r, targets] of pairs) {
+    if (!p || !r) continue;
+    const row = (figure: string, pv: number, rv: number, show: (v: number) => string, target: string, pass: ((ratio: number) => boolean) | undefined) => {
+      const ratio = pv / rv;
+      out.push({ figure: `(e) ${figure}, ${leg}`, proxy: show(pv), raw: show(rv), ratio: ratio.toFixed(2), target: targets && pass ? target : '', result: targets && pass ? (pass(ratio) ? 'PASS' : 'FAIL') : '' });
+    };
+    const perS = (v: number) => `${v.toFixed(0)}/s`;
+    row('logins/s, first login', p.first.perSecond, r.first.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
+    row('logins/s, second login', p.second.perSecond, r.second.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
+    row('connect -> initial presence answered p50, first login', p.first.presence.p50us, r.first.presence.p50us, ms, '', undefined);
+    row('connect -> initial presence answered p99, first login', p.first.presence.p99us, r.first.presence.p99us, ms, '', undefined);
+    row('connect -> bound p50, second login', p.second.bound.p50us, r.second.bound.p50us, ms, '', undefined);
+    row('middlebox CPU per login, first login', p.first.cpuPerLoginUs, r.first.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
+    row('middlebox CPU per login, second login', p.second.cpuPerLoginUs, r.second.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
+    row('ejabberd CPU per login, first login', p.first.backendCpuPerLoginUs, r.first.backendCpuPerLoginUs, ms, '', undefined);
+    for (const i of p.idle) {
+      const ri = r.idle.find((x) => x.sessions === i.sessions);
+      if (ri) row(`RSS per idle session @${i.sessions}`, i.rssPerSessionKiB, ri.rssPerSessionKiB, (v) => `${v.toFixed(1)} KiB`, '<= 1.5x raw', (x) => x <= 1.5);
+    }
+    row('relayed stanzas per CPU-second (4 x 64 in flight)', p.relay.stanzasPerCpuSecond, r.relay.stanzasPerCpuSecond, (v) => `${(v / 1e3).toFixed(1)} k`, '>= 0.9 of raw', (x) => x >= 0.9);
+    const added = p.latency.addedP50us - r.latency.addedP50us;
+    out.push({ figure: `(e) added round trip p50 over direct, ${leg}`, proxy: us(p.latency.addedP50us), raw: us(r.latency.addedP50us), ratio: `${us(added)}`, target: targets ? '<= raw + 30 µs' : '', result: targets ? (added <= 30 ? 'PASS' : 'FAIL') : '' });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const c = corpus(1000);
@@ -61,6 +101,7 @@ async function main(): Promise<void> {
   let ejabberd: EjabberdResult | undefined;
   let idle: IdleResult | undefined;
   let chat: ChatResult | undefined;
+  let users: UsersResult | undefined;
   const rows: Row[] = [];
 
   if (enabled('parsers')) {
@@ -158,6 +199,14 @@ async function main(): Promise<void> {
       target: '(what pubsub costs alone)',
       result: '',
     });
+    rows.push({
+      figure: '(d) the same, nodes configured as chat nodes',
+      proxy: us(chat.chatFloor.p50us).slice(1),
+      raw: us(chat.native.p50us).slice(1),
+      ratio: (chat.chatFloor.p50us / chat.native.p50us).toFixed(2),
+      target: '(whitelist, max_items max, bare JID)',
+      result: '',
+    });
     const first = chat.fanOut[0];
     for (const f of chat.fanOut) {
       // linear in occupants: the CPU per delivered message does not grow with the room
@@ -171,6 +220,13 @@ async function main(): Promise<void> {
         result: f === first ? '' : growth <= 2 ? 'PASS' : 'FAIL',
       });
     }
+    log('');
+  }
+
+  if (enabled('users')) {
+    log('(e) what users see: the CLI proxy vs raw relays, ejabberd in the loop, many accounts');
+    users = await runUsers(log);
+    rows.push(...usersRows(users));
     log('');
   }
 
@@ -193,6 +249,7 @@ async function main(): Promise<void> {
     ejabberd,
     idle,
     chat,
+    users,
   };
   mkdirSync(RESULTS, { recursive: true });
   const file = join(RESULTS, 'latest.json');

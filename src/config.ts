@@ -32,6 +32,8 @@ export interface Config {
   mucSweepInterval: number;
   /** how many messages a group chat room keeps for joiners (--muc-history) */
   mucHistory: number;
+  /** the MUC service of a served domain D is `<mucPrefix>.<D>` (--muc-prefix) */
+  mucPrefix: string;
   logLevel: LogLevel;
   logPretty: boolean;
   backend: BackendName | 'auto';
@@ -87,6 +89,7 @@ export interface RawConfig {
   requestTimeout?: string;
   mucSweepInterval?: string;
   mucHistory?: string;
+  mucPrefix?: string;
   logLevel?: string;
   logPretty?: boolean;
   backend?: string;
@@ -114,6 +117,7 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'connectTimeout', flag: '--connect-timeout', arg: 'seconds', description: 'time to reach the backend and open its stream (remote-connection-failed after)', default: '10' },
   { key: 'requestTimeout', flag: '--request-timeout', arg: 'seconds', description: "time the backend has to answer the proxy's own requests", default: '15' },
   { key: 'mucHistory', flag: '--muc-history', arg: 'n', description: "how many messages a group chat room keeps and gives a joiner (its messages node's max_items; set when the room is made)", default: '20' },
+  { key: 'mucPrefix', flag: '--muc-prefix', arg: 'label', description: 'the group chat (MUC) service of each served domain D is <label>.D', default: 'conference' },
   { key: 'mucSweepInterval', flag: '--muc-sweep-interval', arg: 'seconds', description: 'how often one occupant session of each group chat room checks the others for sessions that are gone (a proxy instance that died)', default: '60' },
   { key: 'serviceJid', flag: '--service-jid', arg: 'jid', description: "the proxy's own account (user@domain), which creates and owns nodes on pubsub components (default: none)" },
   { key: 'servicePasswordFile', flag: '--service-password-file', arg: 'file', description: "file holding the service account's password (a final line break is not part of it)" },
@@ -177,6 +181,13 @@ function positiveInt(flag: string, v: string, max = 2 ** 31 - 1): number {
   const n = Number(v);
   if (n < 1 || n > max) throw new ConfigError(flag, `must be between 1 and ${max}, got ${n}`);
   return n;
+}
+
+/** One DNS label (letters, digits, hyphens; not at either end): what goes before a served domain. */
+function dnsLabel(flag: string, v: string): string {
+  const label = v.trim().toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label)) throw new ConfigError(flag, `expected one DNS label (such as 'conference'), got '${v}'`);
+  return label;
 }
 
 function seconds(flag: string, v: string): number {
@@ -252,6 +263,7 @@ export function resolveConfig(...sources: RawConfig[]): Config {
     requestTimeout: seconds('--request-timeout', merged.requestTimeout!),
     mucSweepInterval: seconds('--muc-sweep-interval', merged.mucSweepInterval!),
     mucHistory: positiveInt('--muc-history', merged.mucHistory!, 1000),
+    mucPrefix: dnsLabel('--muc-prefix', merged.mucPrefix!),
     logLevel: logLevel as LogLevel,
     logPretty: Boolean(merged.logPretty),
     backend: backend as BackendName | 'auto',

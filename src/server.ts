@@ -31,7 +31,7 @@ export class Proxy {
 
   constructor(private readonly opts: ProxyOptions) {
     const { config } = opts;
-    this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend, mucSweepInterval: config.mucSweepInterval, mucHistory: config.mucHistory, ...(config.pubsubService ? { pubsubService: config.pubsubService } : {}) }));
+    this.rules = ruleTable(opts.rules ?? defaultRules({ backend: config.backend, mucSweepInterval: config.mucSweepInterval, mucHistory: config.mucHistory, mucPrefix: config.mucPrefix, ...(config.pubsubService ? { pubsubService: config.pubsubService } : {}) }));
     this.secureContext =
       config.tlsCert && config.tlsKey
         ? tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) })

@@ -65,6 +65,8 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await online(juliet);
       for (const n of [1, 2, 3]) await juliet.send(xml('message', { to: ROMEO, type: 'chat', id: `off${n}` }, xml('body', {}, `offline ${n}`)));
       await juliet.send(xml('message', { to: ROMEO, type: 'chat' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })));
+      // XEP-0249: an invitation has no body, and is kept all the same
+      await juliet.send(xml('message', { to: ROMEO, id: 'inv1' }, xml('x', { xmlns: 'jabber:x:conference', jid: 'verona@conference.capulet.lit' })));
       await sleep(500);
       const romeo = await login('romeo', 'montague.lit', 'orchard', other);
       await sleep(300);
@@ -78,6 +80,8 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(first.attrs.id, 'off1');
       t.ok(first.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp, 'a XEP-0203 delay with the send time');
       t.notOk(romeo.received.some((s: Element) => s.name === 'message' && s.getChild('composing', 'http://jabber.org/protocol/chatstates')), 'a bare chat state is not kept for later');
+      const invite = await waitFor(romeo, (s: Element) => s.name === 'message' && s.attrs.id === 'inv1');
+      t.equal(invite.getChild('x', 'jabber:x:conference')?.attrs.jid, 'verona@conference.capulet.lit', 'a direct invitation is kept for later');
       const second = await login('romeo', 'montague.lit', 'mobile');
       await online(second);
       await sleep(1000);
@@ -199,8 +203,13 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
 
     t.test('the backend never routed a message to a user itself', async (t) => {
       const elements = upstreamElements(cap);
-      const toUsers = elements.filter((s) => s.name === 'message' && /^(romeo@montague\.lit|paris@capulet\.lit|juliet@capulet\.lit)/.test(s.attrs.to ?? ''));
+      // the proxy's own sent carbons go to the sender's other resources, each a headline in the proxy's namespace
+      const isCarbonCopy = (s: { name: string; attrs: Record<string, string | undefined>; raw: string }) => s.name === 'message' && s.attrs.type === 'headline' && s.raw.includes('<carbon xmlns="urn:xep207-proxy:chat:0"');
+      const toUsers = elements.filter((s) => s.name === 'message' && !isCarbonCopy(s) && /^(romeo@montague\.lit|paris@capulet\.lit|juliet@capulet\.lit)/.test(s.attrs.to ?? ''));
       t.same(toUsers.map((s) => s.raw.slice(0, 100)), [], 'no <message/> to a user on the backend leg');
+      const copies = elements.filter(isCarbonCopy);
+      t.ok(copies.length > 0, 'sent carbons went to the other resources');
+      t.ok(copies.every((s) => { const inner = /<message[^>]* from="([^"/]+)\//.exec(s.raw.slice(s.raw.indexOf('<carbon')))?.[1]; return inner !== undefined && (s.attrs.to ?? '').startsWith(`${inner}/`); }), "each to the sender's own full JID");
       t.ok(elements.some((s) => s.name === 'iq' && s.raw.includes('xep207-proxy/chat/') && s.raw.includes('<publish')), 'published to chat nodes instead');
     });
   });

@@ -76,7 +76,7 @@ function start(args: string[], env: Record<string, string> = {}): Running {
 t.test('--help names every flag and its environment variable', async (t) => {
   const r = runSync(['--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--log-level', '--log-pretty', '--config']) {
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--muc-prefix', '--log-level', '--log-pretty', '--config']) {
     t.match(r.stdout, flag, flag);
   }
   t.match(r.stdout, /XEP207_LISTEN/);
@@ -101,6 +101,8 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_HEADER_TIMEOUT: 'soon' }, /--header-timeout/],
     [['--upstream', 'tcp://127.0.0.1:5222', '--muc-history', 'lots'], {}, /--muc-history: expected a positive integer/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MUC_HISTORY: '5000' }, /--muc-history/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--muc-prefix', 'chat.rooms'], {}, /--muc-prefix: expected one DNS label/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MUC_PREFIX: '-x' }, /--muc-prefix/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_MAX_DEPTH: 'deep' }, /--max-depth/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LOG_PRETTY: 'perhaps' }, /XEP207_LOG_PRETTY/],
     [['--config', '/nonexistent.json'], {}, /--config: cannot read/],

@@ -29,7 +29,9 @@ t.test('listing 12 (join) -> listing 13 (full-JID subscriptions, no roomnick; th
   const subs = s.rec.requests.filter(op('subscribe')).map((iq) => canon(iq));
   t.same(subs.sort(), [canon(subMessages!), canon(subOccupants!)].sort(), 'both room nodes, the bound full JID');
   const publishes = s.rec.requests.filter(op('publish')).filter((iq) => iq.getChild('pubsub')!.getChild('publish')!.attrs.node === `xep207-proxy/muc/${ROOM}/occupants`);
-  t.same(publishes.map((iq) => canon(iq)), [canon(occupant!)], 'one occupant item, id = nick');
+  // the proxy instance's id is random per process: the fixture says INSTANCE
+  const sameInstance = (iq: Element) => canon(iq).replace(/instance="[^"]+"/, 'instance="INSTANCE"');
+  t.same(publishes.map(sameInstance), [canon(occupant!)], 'one occupant item, id = nick, naming the proxy instance');
   const creates = s.rec.requests.filter(op('create')).map((iq) => iq.getChild('pubsub')!.getChild('create')!.attrs.node);
   t.same(creates, [`xep207-proxy/muc/${ROOM}`, `xep207-proxy/muc/${ROOM}/occupants`, `xep207-proxy/muc/${ROOM}/meta`], 'the nodes, made at the first join');
   const self = s.rec.toClient.find((e) => e.name === 'presence' && e.attrs.from === `${ROOM}/JC`)!;
@@ -82,4 +84,22 @@ t.test('--muc-history sets how many messages a new room keeps (its messages node
     const field = create.getChild('pubsub')!.getChild('configure')!.getChild('x')!.getChildren('field').find((f) => f.attrs.var === 'pubsub#max_items');
     t.equal(field?.getChildText('value'), expected, `history ${history ?? 'default'}: max_items ${expected}`);
   }
+});
+
+t.test('--muc-prefix names the MUC service of each served domain (chat.<D> instead of conference.<D>)', async (t) => {
+  const rules = defaultRules({ mucPrefix: 'chat' });
+  const rec = recordingContext('juliet@capulet.lit/balcony');
+  await bind(rules, rec);
+  rec.requests.length = 0;
+  t.ok(await offer(rules, rec, xml('presence', { to: 'hall@chat.capulet.lit/JC' }), 'client'), 'a join to chat.capulet.lit is claimed');
+  t.ok(rec.requests.some((iq) => iq.getChild('pubsub', PS)?.getChild('create')?.attrs.node === 'xep207-proxy/muc/hall@chat.capulet.lit'), "the room's nodes are made");
+  rec.requests.length = 0;
+  await offer(rules, rec, xml('presence', { to: `${ROOM}/JC` }), 'client');
+  t.notOk(rec.requests.some((iq) => iq.getChild('pubsub', PS) !== undefined), "conference.capulet.lit is then another server's service: no room of the proxy's");
+  const id = 'items1';
+  t.notOk(await offer(rules, rec, xml('iq', { type: 'get', id, to: 'capulet.lit' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })), 'client'), "the server's disco#items goes to the backend");
+  rec.toClient.length = 0;
+  await offer(rules, rec, xml('iq', { type: 'result', id, from: 'capulet.lit', to: 'juliet@capulet.lit/balcony' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })), 'backend');
+  const items = rec.toClient.find((e) => e.name === 'iq')?.getChild('query')?.getChildren('item').map((i) => i.attrs.jid);
+  t.same(items, ['chat.capulet.lit'], 'and its answer lists chat.capulet.lit');
 });

@@ -37,6 +37,11 @@ export interface BackendProfile {
    * error reaching another user's node means the service is unreachable.
    */
   readonly missingNodeConditions: readonly string[];
+  /**
+   * How many of the login setup's node creations one proxy sends at once, across its sessions
+   * (rules/gate.ts): ejabberd aborts concurrent creations of different users' PEP nodes.
+   */
+  readonly concurrentCreates: number;
 }
 
 export const PROFILES: Record<BackendName, BackendProfile> = {
@@ -51,6 +56,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     // anyway), and stamp the publisher on items so that the proxy can check who wrote them
     extraNodeConfig: { 'pubsub#presence_based_delivery': '0', 'pubsub#itemreply': 'publisher' },
     missingNodeConditions: ['item-not-found'], // a remote domain: forbidden
+    concurrentCreates: 1,
   },
   prosody: {
     name: 'prosody',
@@ -61,6 +67,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     ownLastItemsAtLogin: true,
     extraNodeConfig: {},
     missingNodeConditions: ['forbidden'], // a remote domain: not-allowed
+    concurrentCreates: 16,
   },
   // an unknown XEP-0060 service: only what every implementation must do (whitelist, affiliations)
   generic: {
@@ -72,6 +79,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     ownLastItemsAtLogin: false,
     extraNodeConfig: {},
     missingNodeConditions: ['item-not-found', 'forbidden'],
+    concurrentCreates: 4,
   },
 };
 

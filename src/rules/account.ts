@@ -23,6 +23,7 @@ import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_DELIVERED } from './chat-nodes.js';
+import { Gate } from './gate.js';
 import { NODE_PEP } from './pep-access.js';
 import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
@@ -49,6 +50,8 @@ export interface AccountOptions {
   backend: BackendName | 'auto';
   /** per-domain profiles found so far (one map per rule table, i.e. per proxy) */
   profiles: Map<string, Promise<BackendProfile>>;
+  /** per backend profile: the node creations of the login setup, across the proxy's sessions */
+  creates: Map<string, Gate>;
   /** how the setup's requests are retried */
   retry: RetryPolicy;
 }
@@ -130,7 +133,7 @@ export class Account {
     // session is made available right away, with a bare <presence/> that carries nothing of the
     // user's (their real presence goes into the `presence` node).
     this.ctx.toBackend(xml('presence'));
-    await this.ensureNodes(budget);
+    await this.ensureNodes(budget, options);
     await this.loadRoster(budget);
     if (budget.retries > 0) this.ctx.log.info({ retries: budget.retries }, 'account setup done after retries');
   }
@@ -160,7 +163,9 @@ export class Account {
   }
 
   /** Create our nodes where missing; subscribe the owner where the backend needs it. */
-  private async ensureNodes(budget: RetryBudget): Promise<void> {
+  private async ensureNodes(budget: RetryBudget, options: AccountOptions): Promise<void> {
+    let gate = options.creates.get(this.profile.name);
+    if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
     const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED, NODE_PEP];
     let existing = new Set<string>();
     try {
@@ -172,7 +177,7 @@ export class Account {
     for (const node of wanted) {
       if (existing.has(node)) continue;
       try {
-        await budget.run(`create ${node}`, () => this.ctx.request(ps.createNode(node, this.nodeConfig(node))));
+        await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
         this.ctx.log.info({ node }, 'created node');
       } catch (err) {
         if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
@@ -312,7 +317,7 @@ export function hasAccount(ctx: RuleContext): boolean {
  * the user's own JID upstream (presence.ts treats it as broadcast), so nothing else comes from there.
  */
 export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks, retry: RetryPolicy = SETUP_RETRY): Rule {
-  const options: AccountOptions = { backend, profiles: new Map(), retry };
+  const options: AccountOptions = { backend, profiles: new Map(), creates: new Map(), retry };
   return {
     name: 'account',
     async onBound(ctx) {

@@ -1,5 +1,6 @@
-// XEP-0280 message carbons, served by the proxy: a pubsub-only backend has no mod_carboncopy, and the
-// copies come from §6's notifications anyway (chat.ts decides when a copy is due). This rule answers
+// XEP-0280 message carbons, served by the proxy: a pubsub-only backend has no mod_carboncopy. The
+// received copies come from §6's notifications, the sent ones from the sender's proxy (chat.ts
+// decides when a copy is due). This rule answers
 // enable/disable per session and adds the feature to the server's disco#info, so that clients find it.
 import type { Element } from 'ltx';
 import { xml } from '../stream/xml.js';
@@ -15,7 +16,11 @@ const DISCO = 'carbons-disco';
 
 /** Does this session want a carbon of `m` (XEP-0280 §6: chat, or normal with a body; not private)? */
 export function carbonsWanted(ctx: RuleContext, m: Element): boolean {
-  if (ctx.state.get(ENABLED) !== true) return false;
+  return ctx.state.get(ENABLED) === true && carbonEligible(m);
+}
+
+/** Is `m` a message XEP-0280 §6 copies (chat, or normal with a body; not private, not no-copy)? */
+export function carbonEligible(m: Element): boolean {
   if (m.getChild('private', NS_CARBONS) || m.getChild('no-copy', NS_HINTS)) return false;
   const type = m.attrs.type as string | undefined;
   return type === 'chat' || ((type === undefined || type === 'normal') && m.getChild('body') !== undefined);

@@ -2,8 +2,9 @@
 //
 // One node per direction, on the pubsub service of the recipient's domain (`pubsub.<domain>`, or the
 // one --pubsub-service names for every domain): node `xep207-proxy/chat/<hash of sender and
-// recipient>`, whitelist, the sender a publisher, the recipient a member, both subscribed with their
-// bare JIDs. Listing 18 has one node per pair; one per direction keeps every node that can hold
+// recipient>`, whitelist, the sender a publisher, the recipient a member and subscribed with its
+// bare JID (the sender is not: its other resources' sent carbons come from its proxy, chat.ts, which
+// spares the backend a second notification per message). Listing 18 has one node per pair; one per direction keeps every node that can hold
 // messages for a user on a service derived from the user's own JID, so that the recipient's proxy
 // finds all of them at login with one subscriptions query (fixtures/README.md), and only the sender
 // can write into a node whose name names it as the sender.
@@ -65,7 +66,7 @@ export async function createChatNode(ctx: RuleContext, profile: BackendProfile, 
   const affiliations: Array<[string, string]> = [[recipient, 'member']];
   if (ctx.service) affiliations.push([ctx.bare, 'publisher']);
   await retrying(ctx.log, 'chat affiliations', () => owner.request(ps.setAffiliations(node, affiliations, service)));
-  await retrying(ctx.log, 'chat subscriptions', () => owner.request(ps.setSubscriptions(node, [[ctx.bare, 'subscribed'], [recipient, 'subscribed']], service)));
+  await retrying(ctx.log, 'chat subscriptions', () => owner.request(ps.setSubscriptions(node, [[recipient, 'subscribed']], service)));
 }
 
 let lastStamp = 0;

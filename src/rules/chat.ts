@@ -14,12 +14,13 @@ import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js'
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf, parseJid } from '../xmpp/jid.js';
-import { NS_PUBSUB } from '../xmpp/ns.js';
+import { NS_CLIENT, NS_PUBSUB } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount, type Account } from './account.js';
-import { carbonCopy, carbonsWanted } from './carbons.js';
+import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
 import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
 import { Answers, askServed } from './served.js';
+import type { Stanza } from '../stream/stanza.js';
 import type { Rule, RuleContext } from './types.js';
 
 export interface ChatOptions {
@@ -30,6 +31,9 @@ export interface ChatOptions {
 const MAPPED_TYPES = new Set([undefined, 'chat', 'normal', 'headline']);
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
+/** XEP-0249 direct and XEP-0045 §7.8.2 mediated room invitations: kept for later, though bodiless */
+const NS_CONFERENCE = 'jabber:x:conference';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 
 /** Per session: what the chat rule remembers. */
 interface ChatState {
@@ -41,6 +45,8 @@ interface ChatState {
   timer?: NodeJS.Timeout | undefined;
   /** catching up at initial presence: live items delivered meanwhile (ids) */
   live?: Set<string>;
+  /** outgoing nodes this session took the user's own subscription away from */
+  unsubscribed?: Set<string>;
 }
 
 const KEY = 'chat';
@@ -51,11 +57,15 @@ function stateOf(ctx: RuleContext): ChatState {
   return s;
 }
 
-/** XEP-0334/XEP-0160: what is worth delivering later (a body, or an explicit store hint). */
+/**
+ * XEP-0334/XEP-0160: what is worth delivering later (a body, an invitation to a room, or an explicit
+ * store hint; not a bare chat state, receipt or marker).
+ */
 function storable(m: Element): boolean {
   if (m.getChild('no-store', NS_HINTS) || m.getChild('no-permanent-store', NS_HINTS)) return false;
   if (m.getChild('store', NS_HINTS)) return true;
-  return m.attrs.type !== 'headline' && m.getChild('body') !== undefined;
+  if (m.attrs.type === 'headline') return false;
+  return m.getChild('body') !== undefined || m.getChild('x', NS_CONFERENCE) !== undefined || m.getChild('x', NS_MUC_USER)?.getChild('invite') !== undefined;
 }
 
 function priorityOf(p: Element | undefined): number {
@@ -163,8 +173,14 @@ function notified(account: Account, service: string, node: string, item: Publish
   if (item.publisher && bareOf(item.publisher).toLowerCase() !== from) return;
   const ctx = account.ctx;
   if (from === account.bare) {
-    // §6's "bcc" of our own message: never an incoming message; the other resources' sent carbon
-    if (m.from !== account.full && account.available && carbonsWanted(ctx, m.message)) ctx.toClient(carbonCopy('sent', account.bare, account.full, m.message));
+    // §6's "bcc" of our own message, from a node made when the sender was subscribed too (earlier
+    // versions): never an incoming message, nor a carbon (sentCarbons sends those); the sending
+    // session takes the subscription away, once
+    const st = stateOf(ctx);
+    if (m.from === account.full && !(st.unsubscribed ??= new Set()).has(node)) {
+      st.unsubscribed.add(node);
+      void ctx.request(ps.unsubscribe(service, node, account.bare)).catch(() => undefined);
+    }
     return;
   }
   if (to !== account.bare) return;
@@ -248,9 +264,49 @@ function askNode(account: Account, service: string, node: string, recipient: str
   );
 }
 
-function publishMessage(account: Account, el: Element, service: string, node: string): Promise<Element> {
+/**
+ * Publish the client's message, then send the user's other connected resources their XEP-0280 §7.4
+ * sent carbon. Why from the sender's proxy, not from a notification: the node would need the
+ * sender's bare JID subscribed, a second notification per message for every available resource of
+ * the sender (the sending one included), where this costs nothing for a user with one resource.
+ */
+function publishMessage(account: Account, el: Element, service: string, node: string): Promise<void> {
   const at = sendStamp();
-  return account.ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at)));
+  return account.ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at))).then(() => sentCarbons(account, el));
+}
+
+/**
+ * The copy goes to each other connected resource's full JID through the backend's routing, as a
+ * headline (RFC 6121 §8.5.3.2.1: to a resource that is gone, dropped, never redirected or stored),
+ * wrapped in an element of the proxy's own; that resource's proxy makes the carbon if its client
+ * enabled carbons (`fromBackend`). Only the user's own resources can send one: the backend stamps
+ * `from`.
+ */
+function sentCarbons(account: Account, el: Element): void {
+  const others = account.connected;
+  if (!others || others.size === 0 || !carbonEligible(el)) return;
+  const me = account.ctx.jid.resource;
+  for (const r of others) {
+    if (r === me) continue;
+    const inner = xml('message', { ...(el.attrs as Record<string, string>), xmlns: NS_CLIENT, from: account.full });
+    inner.children = el.children;
+    account.ctx.toBackend(xml('message', { to: `${account.bare}/${r}`, type: 'headline' }, xml('carbon', { xmlns: NS_CHAT }, inner)));
+  }
+}
+
+/** A sent carbon from another resource of the user (sentCarbons), if it is one. */
+function sentCarbon(s: Stanza, ctx: RuleContext): boolean {
+  const from = s.attrs.from;
+  if (s.attrs.type !== 'headline' || !from || !s.childIs('carbon', NS_CHAT) || !hasAccount(ctx) || !isOwn(from, ctx.bare)) return false;
+  const account = accountOf(ctx);
+  const inner = s.el.getChild('carbon', NS_CHAT)?.getChild('message');
+  if (inner && inner.attrs.from === from && account.available && carbonsWanted(ctx, inner)) {
+    const m = xml('message', { ...(inner.attrs as Record<string, string>) });
+    delete m.attrs.xmlns;
+    m.children = inner.children;
+    ctx.toClient(carbonCopy('sent', account.bare, account.full, m));
+  }
+  return true;
 }
 
 /** Is `jid` the user's own bare JID or one of its full JIDs? (`bare` is lower-case) */
@@ -312,6 +368,7 @@ export function chatRule(opts: ChatOptions = {}): Rule {
     },
 
     fromBackend(s, ctx) {
+      if (s.name === 'message' && s.attrs.type === 'headline' && sentCarbon(s, ctx)) return true;
       const ev = eventOf(s);
       if (!ev || !hasAccount(ctx)) return false;
       const account = accountOf(ctx);

@@ -28,6 +28,8 @@ export interface RuleOptions {
   mucSweepInterval?: number;
   /** how many messages a room keeps for joiners (default 20) */
   mucHistory?: number;
+  /** the MUC service of a served domain D is `<mucPrefix>.<D>` (default 'conference') */
+  mucPrefix?: string;
 }
 
 export function defaultRules(options: RuleOptions = {}): Rule[] {
@@ -45,7 +47,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     pingRule, //                                            XEP-0199 server ping
     ownNodesRule, //                                        a client's raw pubsub on the proxy's nodes: forbidden
     carbonsRule, //                                         XEP-0280 (the copies come from §6)
-    mucRule({ ...chat, ...(options.mucSweepInterval ? { sweepInterval: options.mucSweepInterval } : {}), ...(options.mucHistory ? { history: options.mucHistory } : {}) }), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
+    mucRule({ ...chat, ...(options.mucSweepInterval ? { sweepInterval: options.mucSweepInterval } : {}), ...(options.mucHistory ? { history: options.mucHistory } : {}), ...(options.mucPrefix ? { servicePrefix: options.mucPrefix } : {}) }), //                                       §5 MUC (before §6: nothing to its rooms is a chat)
     chatRule(chat), //                                      §6 one-to-one messages
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions

@@ -34,6 +34,7 @@ import type { RuleContext } from './types.js';
 
 export const NODE_MUC_PREFIX = 'xep207-proxy/muc/';
 export const NS_MUC_NODES = 'urn:xep207-proxy:muc:0';
+/** the default MUC service of a served domain D: `conference.<D>` (--muc-prefix) */
 export const MUC_SERVICE_PREFIX = 'conference.';
 export const DEFAULT_HISTORY = 20;
 
@@ -61,9 +62,9 @@ export function roomOfNode(node: string): { room: string; kind: RoomNodeKind } |
   return { room: rest.slice(0, slash), kind };
 }
 
-/** The served domain of a MUC service JID (`conference.capulet.lit` -> `capulet.lit`). */
-export function mucDomainOf(service: string): string | undefined {
-  return service.startsWith(MUC_SERVICE_PREFIX) && service.length > MUC_SERVICE_PREFIX.length ? service.slice(MUC_SERVICE_PREFIX.length) : undefined;
+/** The served domain of a MUC service JID (`conference.capulet.lit` -> `capulet.lit`); `prefix` ends with a dot. */
+export function mucDomainOf(service: string, prefix = MUC_SERVICE_PREFIX): string | undefined {
+  return service.startsWith(prefix) && service.length > prefix.length ? service.slice(prefix.length) : undefined;
 }
 
 function baseConfig(profile: BackendProfile, maxItems: string, notifyRetract: boolean): Fields {
@@ -119,11 +120,16 @@ export interface Occupant {
   presence: Element[];
   /** a nick change (XEP-0045 §7.6): the nick this item replaces (retracted right after it) */
   old?: string;
+  /** the proxy instance serving the occupant's session (a join checks one occupant per instance) */
+  instance?: string;
 }
 
-/** The occupants node item payload for a join, a presence update or (`old`) a nick change. */
-export function occupantPayload(fullJid: string, nick: string, presence: Element, old?: string): Element {
-  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick, ...(old !== undefined ? { old } : {}) });
+/**
+ * The occupants node item payload for a join, a presence update or (`old`) a nick change;
+ * `instance`: the proxy instance that serves the session.
+ */
+export function occupantPayload(fullJid: string, nick: string, presence: Element, old?: string, instance?: string): Element {
+  const el = xml('occupant', { xmlns: NS_MUC_NODES, jid: fullJid, nick, ...(old !== undefined ? { old } : {}), ...(instance !== undefined ? { instance } : {}) });
   for (const c of presence.children) if (typeof c !== 'string' && !(c.name === 'x' && c.attrs.xmlns === NS_MUC)) el.children.push(c);
   return el;
 }
@@ -132,6 +138,7 @@ export function readOccupant(id: string, payload: Element | undefined): Occupant
   if (!payload || payload.name !== 'occupant' || payload.attrs.xmlns !== NS_MUC_NODES || typeof payload.attrs.jid !== 'string') return undefined;
   const o: Occupant = { nick: id, jid: payload.attrs.jid, presence: payload.children.filter((c): c is Element => typeof c !== 'string') };
   if (typeof payload.attrs.old === 'string' && payload.attrs.old !== id) o.old = payload.attrs.old;
+  if (typeof payload.attrs.instance === 'string') o.instance = payload.attrs.instance;
   return o;
 }
 

@@ -9,10 +9,11 @@
 // iq of the proxy's own to its bound full JID (see sendPrivate); a nick change (§7.6) publishes the
 // new occupant item, naming the old nick, before retracting the old one; occupant items of sessions
 // that are gone (their proxy instance died) are found with the alive query (alive.ts) at every join
-// and by a periodic sweep (see sweep).
+// (one query per other proxy instance, see dropDeadInstances) and by a periodic sweep (see sweep).
 //
-// Not built yet: moderation (kick, ban, voice), room configuration beyond instant rooms, passwords,
-// members-only rooms, iqs to occupants (README, group chat).
+// The owner may set a name, a description and a password (muc-config.ts). Not built yet: moderation
+// (kick, ban, voice), members-only and temporary rooms, destroying a room, iqs to occupants (README,
+// group chat).
 import type { Element } from 'ltx';
 import { randomBytes } from 'node:crypto';
 import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
@@ -24,6 +25,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount } from './account.js';
 import { NS_ALIVE, isAlive } from './alive.js';
 import { chatService, messagePayload, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { applyForm, configForm, configPayload, passwordOpens, readConfig, type RoomConfig } from './muc-config.js';
 import {
   DEFAULT_HISTORY,
   MUC_SERVICE_PREFIX,
@@ -47,13 +49,15 @@ export interface MucOptions {
   history?: number;
   /** ms between two sweeps for occupants whose session is gone (default DEFAULT_SWEEP_MS) */
   sweepInterval?: number;
+  /** the MUC service of a served domain D is `<prefix>.<D>` (default 'conference') */
+  servicePrefix?: string;
 }
 
 /**
  * How often (ms) one occupant session of each room checks the others for sessions that are gone: an
  * occupant of a proxy instance that died stays listed at most this long, plus the checks' time (an
  * answer within ALIVE_TIMEOUT_MS each), for those already in the room; a joiner never sees it (the
- * join checks every listed occupant first). A minute keeps the load low: one alive iq per occupant
+ * join checks one occupant of each other proxy instance first, and all of an instance that is gone). A minute keeps the load low: one alive iq per occupant
  * and minute, from one session per room.
  */
 export const DEFAULT_SWEEP_MS = 60_000;
@@ -62,12 +66,10 @@ export const DEFAULT_SWEEP_MS = 60_000;
 export const NS_MUC_PRIVATE = 'urn:xep207-proxy:muc-private:0';
 
 const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
-/** a JID whose domain may be a MUC service (`conference.` at the start of the domain part) */
-const MUC_HOST = new RegExp(`(^|@)${MUC_SERVICE_PREFIX.replace('.', '\\.')}`, 'i');
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_DELAY = 'urn:xmpp:delay';
-const ROOM_FEATURES = [NS_MUC, 'muc_open', 'muc_persistent', 'muc_semianonymous', 'muc_unmoderated', 'muc_unsecured'];
+const ROOM_FEATURES = [NS_MUC, 'muc_open', 'muc_persistent', 'muc_semianonymous', 'muc_unmoderated'];
 
 /** A room the session is in (or joining). */
 interface Joined {
@@ -168,18 +170,45 @@ function historyWanted(messages: StoredMessage[], x: Element | undefined, limit:
   return out;
 }
 
+/** What a room's meta node holds: its creator (the owner), its subject, its configuration. */
+function readMeta(res: Element): { owner?: string; subject?: StoredMessage; config: RoomConfig } {
+  const out: { owner?: string; subject?: StoredMessage; config: RoomConfig } = { config: {} };
+  for (const item of itemsOfResult(res)) {
+    if (item.id === 'room' && typeof item.payload?.attrs.owner === 'string') out.owner = item.payload.attrs.owner.toLowerCase();
+    else if (item.id === 'subject') {
+      const m = storedMessage(item.id, item.payload);
+      if (m) out.subject = m;
+    } else if (item.id === 'config') out.config = readConfig(item.payload);
+  }
+  return out;
+}
+
 function iqResult(s: { attrs: Record<string, string | undefined> }, ctx: RuleContext, ...children: Element[]): Element {
   return xml('iq', { type: 'result', id: s.attrs.id ?? '', from: s.attrs.to ?? '', to: ctx.jid.toString() }, ...children);
 }
 
 export function mucRule(opts: MucOptions = {}): Rule {
   const served = new Answers();
+  const prefix = opts.servicePrefix !== undefined ? `${opts.servicePrefix.toLowerCase()}.` : MUC_SERVICE_PREFIX;
+  /** a JID whose domain may be a MUC service (the prefix at the start of the domain part) */
+  const mucHost = new RegExp(`(^|@)${prefix.replace(/[.\-]/g, '\\$&')}`, 'i');
+  // This proxy instance, named in its occupants' items: a joiner asks one occupant per other instance
+  // whether it is alive (an instance that died took all its sessions with it) instead of every
+  // occupant, and answers for this instance's own sessions without asking (`local`).
+  const instance = randomBytes(9).toString('base64url');
+  const local = new Map<string, RuleContext>();
+  const localAlive = (room: string, o: Occupant): boolean => {
+    const ctx = local.get(o.jid);
+    return ctx !== undefined && ctx.state.has(KEY) && stateOf(ctx).rooms.get(room)?.nick === o.nick;
+  };
+  const aliveCheck = (ctx: RuleContext, room: string, o: Occupant): Promise<boolean> =>
+    o.instance === instance ? Promise.resolve(localAlive(room, o)) : occupantAlive(ctx, room, o);
   const history = opts.history ?? DEFAULT_HISTORY;
   const serviceFor = (domain: string) => chatService(domain, opts.pubsubService).toLowerCase();
 
   /** The room's served domain, when `to` is this proxy's MUC service or one of its rooms. */
   async function ours(ctx: RuleContext, host: string): Promise<string | undefined> {
-    const domain = mucDomainOf(host);
+    const domain = mucDomainOf(host, prefix);
     if (!domain || !hasAccount(ctx)) return undefined;
     return (await servedBy(ctx, domain, served)) ? domain : undefined;
   }
@@ -257,14 +286,15 @@ export function mucRule(opts: MucOptions = {}): Rule {
         return;
       }
       // a presence update in the room
-      await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el)));
-      current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el))!);
+      await ctx.request(ps.publish(current.service, roomNodes(room).occupants, nick, occupantPayload(me, nick, el, undefined, instance)));
+      current.occupants.set(nick, readOccupant(nick, occupantPayload(me, nick, el, undefined, instance))!);
       return;
     }
     const service = serviceFor(domain);
     const nodes = roomNodes(room);
     const j: Joined = { nick, service, owner: undefined, occupants: new Map(), pending: [] };
     st.rooms.set(room, j);
+    local.set(me, ctx);
     // XEP-0045 §7.2.9 ff.: the answer to the join itself (its id, RFC 6120 §8.1.3), with the MUC <x/>
     // (clients such as slixmpp recognise a join error by it)
     const refuse = (e: StanzaError) => {
@@ -288,6 +318,16 @@ export function mucRule(opts: MucOptions = {}): Rule {
       await leaveNodes(ctx, room, j, false);
       return;
     }
+    const info = readMeta(meta);
+    j.owner = created ? ctx.bare : info.owner;
+    const subject = info.subject;
+    if (!passwordOpens(info.config, el.getChild('x', NS_MUC)?.getChildText('password') ?? undefined)) {
+      // XEP-0045 §7.2.6
+      forget(st, room);
+      refuse(new StanzaError('not-authorized', 'this room needs a password', 'auth'));
+      await leaveNodes(ctx, room, j, false);
+      return;
+    }
     for (const item of itemsOfResult(occupants)) {
       const o = readOccupant(item.id, item.payload);
       if (o) j.occupants.set(o.nick, o);
@@ -295,7 +335,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     // a nick change caught between its two steps: the new item stands for the occupant
     for (const o of [...j.occupants.values()]) if (o.old !== undefined && j.occupants.get(o.old)?.jid === o.jid) j.occupants.delete(o.old);
     // occupants whose session is gone (their proxy instance died): never shown, removed for everybody
-    await dropDead(ctx, room, j, [...j.occupants.values()].filter((o) => o.jid !== me), true);
+    await dropDeadInstances(ctx, room, j, [...j.occupants.values()].filter((o) => o.jid !== me));
     const taken = j.occupants.get(nick);
     if (taken && bareOf(taken.jid).toLowerCase() !== ctx.bare) {
       // XEP-0045 §7.2.9: the nick is another user's
@@ -304,15 +344,9 @@ export function mucRule(opts: MucOptions = {}): Rule {
       await leaveNodes(ctx, room, j, false);
       return;
     }
-    let subject: StoredMessage | undefined;
-    for (const item of itemsOfResult(meta)) {
-      if (item.id === 'room' && typeof item.payload?.attrs.owner === 'string') j.owner = item.payload.attrs.owner.toLowerCase();
-      if (item.id === 'subject') subject = storedMessage(item.id, item.payload);
-    }
-    if (created) j.owner = ctx.bare;
-    const mine = readOccupant(nick, occupantPayload(me, nick, el))!;
+    const mine = readOccupant(nick, occupantPayload(me, nick, el, undefined, instance))!;
     try {
-      await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el)));
+      await ctx.request(ps.publish(service, nodes.occupants, nick, occupantPayload(me, nick, el, undefined, instance)));
     } catch (err) {
       fail(err);
       await leaveNodes(ctx, room, j, true);
@@ -344,8 +378,42 @@ export function mucRule(opts: MucOptions = {}): Rule {
    * this session's list at once, a joiner never seeing them). Returns whether all were alive.
    */
   async function dropDead(ctx: RuleContext, room: string, j: Joined, list: Occupant[], now = false): Promise<boolean> {
-    const alive = await Promise.all(list.map((o) => occupantAlive(ctx, room, o)));
-    const dead = list.filter((_, i) => !alive[i]);
+    const alive = await Promise.all(list.map((o) => aliveCheck(ctx, room, o)));
+    return dropThese(ctx, room, j, list.filter((_, i) => !alive[i]), now);
+  }
+
+  /**
+   * What a join checks: this instance's occupants locally, and one occupant of each other instance
+   * (all of that instance's occupants when that one is gone); items without an instance one by one.
+   * A session that is gone while its instance lives (its leave's retraction failed) is the periodic
+   * sweep's to find.
+   */
+  async function dropDeadInstances(ctx: RuleContext, room: string, j: Joined, list: Occupant[]): Promise<void> {
+    const groups = new Map<string, Occupant[]>();
+    const single: Occupant[] = [];
+    const dead: Occupant[] = [];
+    for (const o of list) {
+      if (o.instance === instance) {
+        if (!localAlive(room, o)) dead.push(o);
+      } else if (o.instance === undefined) single.push(o);
+      else {
+        const g = groups.get(o.instance);
+        if (g) g.push(o);
+        else groups.set(o.instance, [o]);
+      }
+    }
+    const checks = await Promise.all([
+      ...single.map(async (o) => ((await occupantAlive(ctx, room, o)) ? [] : [o])),
+      ...[...groups.values()].map(async (g) => {
+        if (await occupantAlive(ctx, room, g[0]!)) return [];
+        const rest = await Promise.all(g.slice(1).map((o) => occupantAlive(ctx, room, o)));
+        return [g[0]!, ...g.slice(1).filter((_, i) => !rest[i])];
+      }),
+    ]);
+    await dropThese(ctx, room, j, [...dead, ...checks.flat()], true);
+  }
+
+  async function dropThese(ctx: RuleContext, room: string, j: Joined, dead: Occupant[], now: boolean): Promise<boolean> {
     for (const o of dead) {
       ctx.log.info({ room, nick: o.nick }, 'occupant whose session is gone removed');
       if (now && j.occupants.get(o.nick)?.jid === o.jid) j.occupants.delete(o.nick);
@@ -393,7 +461,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
         refuse(new StanzaError('conflict', 'that nickname is in use', 'cancel'));
         return;
       }
-      const payload = occupantPayload(me, nick, el, old);
+      const payload = occupantPayload(me, nick, el, old, instance);
       j.nick = nick; // before the publish: an alive query about the new item says yes
       try {
         await ctx.request(ps.publish(j.service, node, nick, payload));
@@ -534,20 +602,56 @@ export function mucRule(opts: MucOptions = {}): Rule {
     ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), host));
   }
 
+  /**
+   * XEP-0045 §10: the owner's configuration form (get), its submission or an instant room's empty
+   * one (set, §10.1.2), a cancel; only from the room's owner (its creator). Destroying a room is not
+   * built.
+   */
+  async function ownerIq(ctx: RuleContext, el: Element, query: Element, room: string, domain: string): Promise<void> {
+    const service = serviceFor(domain);
+    const node = roomNodes(room).meta;
+    try {
+      const info = await ctx.request(ps.items(service, node)).then(readMeta, () => {
+        throw new StanzaError('item-not-found');
+      });
+      if (info.owner !== ctx.bare) throw new StanzaError('forbidden', 'only the room owner configures it', 'auth');
+      const x = query.getChild('x', 'jabber:x:data');
+      if (el.attrs.type === 'get') {
+        ctx.toClient(iqResult({ attrs: el.attrs }, ctx, xml('query', { xmlns: NS_MUC_OWNER }, configForm(info.config))));
+        return;
+      }
+      if (el.attrs.type !== 'set' || query.getChild('destroy')) throw new StanzaError('feature-not-implemented', 'destroying a room is not supported yet');
+      if (x?.attrs.type === 'submit') {
+        const next = applyForm(info.config, x);
+        await (ctx.service ?? ctx).request(ps.publish(service, node, 'config', configPayload(next)));
+      } else if (x?.attrs.type !== 'cancel') throw new StanzaError('bad-request', 'a submitted or cancelled jabber:x:data form is expected');
+      ctx.toClient(iqResult({ attrs: el.attrs }, ctx));
+    } catch (err) {
+      if (!(err instanceof StanzaError)) ctx.log.warn({ err: String(err), room }, 'room configuration failed');
+      ctx.toClient(errorReply(el, err instanceof StanzaError ? err : new StanzaError('internal-server-error'), room));
+    }
+  }
+
   async function iqToRoom(ctx: RuleContext, s: { attrs: Record<string, string | undefined>; el: Element }, room: string, domain: string): Promise<void> {
     const query = s.el.getChild('query');
     const ns = query?.attrs.xmlns as string | undefined;
     if (s.attrs.type === 'get' && ns === NS_DISCO_INFO && !query!.attrs.node) {
-      const exists = await ctx.request(xml('iq', { type: 'get', to: serviceFor(domain) }, xml('query', { xmlns: NS_DISCO_INFO, node: roomNodes(room).messages }))).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) {
+      const info = await ctx.request(ps.items(serviceFor(domain), roomNodes(room).meta)).then(readMeta, () => undefined);
+      if (!info) {
         ctx.toClient(errorReply(s.el, new StanzaError('item-not-found'), room));
         return;
       }
-      const name = room.slice(0, room.indexOf('@'));
-      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, xml('identity', { category: 'conference', type: 'text', name }), ...ROOM_FEATURES.map((v) => xml('feature', { var: v })))));
+      const c = info.config;
+      const name = c.name ?? room.slice(0, room.indexOf('@'));
+      const features = [...ROOM_FEATURES, c.secret ? 'muc_passwordprotected' : 'muc_unsecured'];
+      const children = [xml('identity', { category: 'conference', type: 'text', name }), ...features.map((v) => xml('feature', { var: v }))];
+      // XEP-0045 §6.4: the extended room information
+      if (c.description) {
+        children.push(
+          xml('x', { xmlns: 'jabber:x:data', type: 'result' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, 'http://jabber.org/protocol/muc#roominfo')), xml('field', { var: 'muc#roominfo_description', label: 'Description' }, xml('value', null, c.description))),
+        );
+      }
+      ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_DISCO_INFO }, ...children)));
       return;
     }
     if (s.attrs.type === 'get' && ns === NS_DISCO_ITEMS) {
@@ -555,10 +659,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
       return;
     }
     if (ns === NS_MUC_OWNER) {
-      // an instant room (XEP-0045 §10.1.2): the owner accepts the default configuration
-      if (s.attrs.type === 'set' && query!.getChild('x', 'jabber:x:data')?.attrs.type === 'submit') ctx.toClient(iqResult(s, ctx));
-      else if (s.attrs.type === 'get') ctx.toClient(iqResult(s, ctx, xml('query', { xmlns: NS_MUC_OWNER }, xml('x', { xmlns: 'jabber:x:data', type: 'form' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, 'http://jabber.org/protocol/muc#roomconfig'))))));
-      else ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented', 'room configuration is not supported yet'), room));
+      await ownerIq(ctx, s.el, query!, room, domain);
       return;
     }
     ctx.toClient(errorReply(s.el, new StanzaError('feature-not-implemented'), room));
@@ -581,9 +682,9 @@ export function mucRule(opts: MucOptions = {}): Rule {
       const to = s.attrs.to;
       if (to === undefined || (s.name !== 'presence' && s.name !== 'message' && s.name !== 'iq')) return false;
       // every stanza with a `to` comes here: a look at the text before a parse
-      if (!MUC_HOST.test(to)) return false;
+      if (!mucHost.test(to)) return false;
       const jid = parseJid(to);
-      if (!jid || !jid.domain.toLowerCase().startsWith(MUC_SERVICE_PREFIX)) return false;
+      if (!jid || !jid.domain.toLowerCase().startsWith(prefix)) return false;
       const host = jid.domain.toLowerCase();
       const el = s.el;
       return ours(ctx, host).then(async (domain) => {
@@ -638,7 +739,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
         const el = s.el;
         const query = el.getChild('query', NS_DISCO_ITEMS);
         if (!query) return false;
-        const jid = MUC_SERVICE_PREFIX + ctx.domain;
+        const jid = prefix + ctx.domain;
         if (!query.getChildren('item').some((i) => i.attrs.jid === jid)) query.children.push(xml('item', { jid, name: 'Chatrooms' }));
         ctx.toClient(el);
         return true;
@@ -654,6 +755,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     },
 
     onClose(ctx) {
+      local.delete(ctx.jid.toString());
       if (!ctx.state.has(KEY)) return;
       return Promise.all([...stateOf(ctx).rooms.keys()].map((r) => leave(ctx, r, false))).then(() => undefined);
     },

@@ -21,6 +21,10 @@ export interface Backend {
   port: number;
   /** c2s port without STARTTLS, where the backend has one */
   plainPort?: number;
+  /** c2s port with direct TLS (XEP-0368), where the backend has one */
+  tlsPort?: number;
+  /** the server process's pid, where known (the benchmark pins it to a CPU and reads its CPU time) */
+  pid?(): number | undefined;
   /** run folder (config, logs, data) */
   dir: string;
   register(user: string, domain: string, password: string): Promise<void>;

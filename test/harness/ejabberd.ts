@@ -2,7 +2,7 @@
 // dir, random loopback ports, config from test/backends/ejabberd/, users registered with ejabberdctl.
 // See ../shared/research/BACKENDS.md for why each setting is there.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync } from 'node:fs';
+import { chownSync, copyFileSync, mkdirSync, mkdtempSync, chmodSync, rmSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -26,12 +26,13 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   for (const d of ['spool', 'logs', 'run', 'etc', 'modules', 'certs']) mkdirSync(join(dir, d));
   copyFileSync(join(CERTS, 'combined.pem'), join(dir, 'certs', 'combined.pem'));
   copyFileSync('/etc/ejabberd/inetrc', join(dir, 'etc', 'inetrc'));
-  const [port, plainPort, distPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, plainPort, tlsPort, distPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const node = `xep207-${randomBytes(4).toString('hex')}@localhost`;
   const values = {
     DIR: dir,
     C2S_PORT: port,
     PLAIN_PORT: plainPort,
+    TLS_PORT: tlsPort,
     DIST_PORT: distPort,
     NODE: node,
     COOKIE: randomBytes(12).toString('hex'),
@@ -39,6 +40,11 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   };
   fillTemplate(join(TEMPLATES, opts.template ?? 'ejabberd.yml'), join(dir, 'ejabberd.yml'), values);
   fillTemplate(join(TEMPLATES, 'ejabberdctl.cfg'), join(dir, 'ejabberdctl.cfg'), values);
+  // as root, ejabberdctl starts the beam through `su`, which leaves it the default soft limit of 1024
+  // open files (a few hundred sessions; the Erlang VM sizes its tables by it at boot): the cfg's ERL
+  // is this wrapper, which raises the soft limit to the hard one first
+  writeFileSync(join(dir, 'erl'), '#!/bin/sh\nulimit -n "$(ulimit -Hn)" 2>/dev/null\nexec /usr/bin/erl "$@"\n');
+  chmodSync(join(dir, 'erl'), 0o755);
   const ids = systemUser('ejabberd'); // as root, ejabberdctl runs beam as this user
   if (ids) {
     for (const d of ['spool', 'logs', 'run', 'modules', 'certs']) chownSync(join(dir, d), ids.uid, ids.gid);
@@ -76,6 +82,14 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
     host: '127.0.0.1',
     port,
     plainPort,
+    tlsPort,
+    pid: () => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    },
     dir,
     logFile,
     register: async (user, domain, password) => {
@@ -107,6 +121,9 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
  * distribution port takes ~0.4 s for 50.
  */
 async function registerOverRpc(node: string, cookie: string, distPort: number, users: ReadonlyArray<readonly [string, string, string]>): Promise<void> {
+  // one command-line argument holds the list: Linux caps one at 128 KiB, so thousands go in batches
+  for (let i = 500; i < users.length; i += 500) await registerOverRpc(node, cookie, distPort, users.slice(i, i + 500));
+  users = users.slice(0, 500);
   if (users.length === 0) return;
   const bin = (s: string) => `<<"${s.replace(/[\\"]/g, '\\$&')}"/utf8>>`;
   const list = users.map(([u, d, p]) => `{${bin(u)},${bin(d)},${bin(p)}}`).join(',');

@@ -1,0 +1,316 @@
+// (e) What users see. The proxy as its CLI starts it (its defaults: STARTTLS to the backend; and
+// `--upstream-tls off`, the sidecar case) in front of a real pubsub-only ejabberd, with many distinct
+// accounts, against a raw Node relay in the same run (`raw`: plaintext upstream; `rawtls`: the same
+// relay terminating direct TLS to the backend, so that the TLS leg's cost is on both sides). When the
+// machine has two CPUs, the middlebox is pinned to CPU 0 and ejabberd plus this load generator to
+// CPU 1 (taskset), so that the middlebox's CPU time is its own.
+//
+// Per middlebox, one after another:
+//   logins   first login of accounts that never logged in through it (the proxy makes their nodes),
+//            then a second login of the same accounts; BENCH_USERS_CONCURRENCY (16) in progress;
+//            logins/s, connect -> bound and connect -> initial presence answered (the session's own
+//            presence back, RFC 6121 §4.2.2), CPU per login of the middlebox and of ejabberd
+//   idle     RSS per idle session (bound, initial presence sent) at each of BENCH_USERS_IDLE
+//            (1000,5000) distinct accounts, from the RSS of a freshly started middlebox (first)
+//   relay    4 connections x 64 messages in flight to their own full JIDs: relayed stanzas per
+//            middlebox CPU-second
+//   latency  one message to oneself at a time, through the middlebox and directly, in alternating
+//            blocks: the middlebox's added round-trip time
+// CPU time, RSS and system calls come from /proc (the proxy is a plain CLI process).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { CERTS, freePort, waitForPort } from '../test/harness/common.js';
+import { startEjabberd } from '../test/harness/ejabberd.js';
+import { QUICK, ROOT, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, type Stats } from './common.js';
+import { PingPong, loadRound, summarize, type Latency } from './ejabberd.js';
+
+const DOMAIN = 'capulet.lit';
+const PASSWORD = 'secret';
+/** USER_HZ: /proc's unit of CPU time */
+const TICK = 100;
+
+export type BoxName = 'raw' | 'proxy-off' | 'rawtls' | 'proxy-tls';
+
+export interface Quantiles {
+  p50us: number;
+  p99us: number;
+}
+
+export interface LoginPhase {
+  logins: number;
+  perSecond: number;
+  bound: Quantiles;
+  presence: Quantiles;
+  /** logins whose own presence never came back (within 10 s) */
+  noPresence: number;
+  cpuPerLoginUs: number;
+  backendCpuPerLoginUs: number;
+}
+
+export interface BoxResult {
+  first: LoginPhase;
+  second: LoginPhase;
+  idle: Array<{ sessions: number; rssPerSessionKiB: number }>;
+  relay: { stanzasPerCpuSecond: number; relayed: number };
+  latency: { box: Latency; direct: Latency; addedP50us: number; addedP99us: number };
+}
+
+export interface UsersResult {
+  pinned: boolean;
+  accounts: number;
+  loadAverage: number[];
+  boxes: Partial<Record<BoxName, BoxResult>>;
+}
+
+/** What /proc says of a process: CPU time, RSS, read/write system calls (the Stats shape). */
+function procStats(pid: number): Stats {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+  let io: Stats['io'];
+  try {
+    const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+    io = { syscr: get('syscr'), syscw: get('syscw') };
+  } catch {
+    io = undefined;
+  }
+  const mem = { rss, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  return { cpu: { user: (Number(f[11]) * 1e6) / TICK, system: (Number(f[12]) * 1e6) / TICK }, mem, sessions: 0, spaces: {}, ...(io ? { io } : {}) };
+}
+
+/** Pin every thread of `pid` to `cpu`; false where taskset is missing or refuses. */
+function pin(pid: number, cpu: number): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Box {
+  name: BoxName;
+  port: number;
+  pid: number;
+  stats(): Promise<Stats>;
+  stop(): Promise<void>;
+}
+
+async function rawBox(name: 'raw' | 'rawtls', host: string, port: number): Promise<Box> {
+  const child = startChild(`users-${name}`, 'middlebox.js', [name, host, String(port), 'warn'], { env: { BENCH_UPSTREAM_CA: join(CERTS, 'ca.pem'), BENCH_UPSTREAM_NAME: DOMAIN } });
+  const ready = (await child.ready()) as { port: number; pid: number };
+  return { name, port: ready.port, pid: ready.pid, stats: async () => procStats(ready.pid), stop: () => child.stop() };
+}
+
+/** The proxy as a user starts it: bin/xep207-proxy with its defaults plus `args`. */
+async function cliBox(name: 'proxy-off' | 'proxy-tls', args: string[]): Promise<Box> {
+  const port = await freePort();
+  const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const cmd = [process.execPath, ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
+  // the open-files limit raised as for the other middleboxes (two sockets per session)
+  const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  await waitForPort(port, 20_000);
+  const pid = proc.pid!;
+  return {
+    name,
+    port,
+    pid,
+    stats: async () => procStats(pid),
+    stop: async () => {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 8000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+interface Session {
+  sock: net.Socket;
+  boundUs: number;
+  presenceUs: number | undefined;
+}
+
+/** One login as a client does it: connect, SASL PLAIN, bind, initial presence, its own presence back. */
+async function loginOnce(port: number, user: string, resource: string): Promise<Session> {
+  const t0 = process.hrtime.bigint();
+  const sock = await connect(port);
+  sock.on('error', () => undefined);
+  const { jid, rest } = await login(sock, DOMAIN, user, PASSWORD, resource, 120_000);
+  const boundUs = Number(process.hrtime.bigint() - t0) / 1e3;
+  const own = new RegExp(`<presence[^>]*from=["']${escapeRe(jid)}["']`);
+  let data = rest;
+  const presenceUs = await new Promise<number | undefined>((resolve) => {
+    const done = (v: number | undefined) => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      resolve(v);
+    };
+    const onData = (d: Buffer) => {
+      data = (data + d.toString('latin1')).slice(-8192);
+      if (own.test(data)) done(Number(process.hrtime.bigint() - t0) / 1e3);
+    };
+    const timer = setTimeout(() => done(undefined), 10_000);
+    sock.on('data', onData);
+    sock.write('<presence/>');
+  });
+  sock.resume(); // an idle session still reads what the server sends it
+  return { sock, boundUs, presenceUs };
+}
+
+function quantiles(xs: number[]): Quantiles {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50us: percentile(s, 50), p99us: percentile(s, 99) };
+}
+
+async function closeAll(sessions: Session[]): Promise<void> {
+  for (const s of sessions) {
+    s.sock.end('</stream:stream>');
+    setTimeout(() => s.sock.destroy(), 2000).unref();
+  }
+  await sleep(QUICK ? 1000 : 2500); // the middlebox and the backend finish their closes
+}
+
+async function loginPhase(box: Box, beam: number | undefined, users: string[], concurrency: number, tag: string): Promise<{ phase: LoginPhase; sessions: Session[] }> {
+  const b0 = beam ? procStats(beam) : undefined;
+  const s0 = await box.stats();
+  const t0 = process.hrtime.bigint();
+  const sessions = await pool(users, concurrency, (u) => loginOnce(box.port, u, tag));
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const s1 = await box.stats();
+  const b1 = beam ? procStats(beam) : undefined;
+  const presence = sessions.map((s) => s.presenceUs).filter((v): v is number => v !== undefined);
+  const phase: LoginPhase = {
+    logins: users.length,
+    perSecond: users.length / wall,
+    bound: quantiles(sessions.map((s) => s.boundUs)),
+    presence: quantiles(presence),
+    noPresence: sessions.length - presence.length,
+    cpuPerLoginUs: ((cpuSeconds(s1.cpu) - cpuSeconds(s0.cpu)) * 1e6) / users.length,
+    backendCpuPerLoginUs: b0 && b1 ? ((cpuSeconds(b1.cpu) - cpuSeconds(b0.cpu)) * 1e6) / users.length : NaN,
+  };
+  return { phase, sessions };
+}
+
+async function idlePhase(box: Box, users: string[], sizes: number[]): Promise<BoxResult['idle']> {
+  await sleep(1000);
+  const base = (await box.stats()).mem.rss;
+  const sessions: Session[] = [];
+  const out: BoxResult['idle'] = [];
+  try {
+    for (const size of sizes) {
+      const more = users.slice(sessions.length, size);
+      sessions.push(...(await pool(more, 32, (u) => loginOnce(box.port, u, 'idle'))));
+      await sleep(QUICK ? 1000 : 3000);
+      const rss = (await box.stats()).mem.rss;
+      out.push({ sessions: size, rssPerSessionKiB: (rss - base) / size / 1024 });
+    }
+  } finally {
+    await closeAll(sessions);
+  }
+  return out;
+}
+
+async function latencyPhase(box: Box, directPort: number, user: string, total: number): Promise<BoxResult['latency']> {
+  const make = async (port: number, tag: string) => {
+    const sock = await connect(port);
+    const { jid } = await login(sock, DOMAIN, user, PASSWORD, tag);
+    return new PingPong(sock, jid);
+  };
+  const [viaBox, direct] = [await make(box.port, `lat-${box.name}`), await make(directPort, `lat-direct-${box.name}`)];
+  try {
+    const a: number[] = [];
+    const d: number[] = [];
+    await viaBox.run(300, []);
+    await direct.run(300, []);
+    for (let done = 0; done < total; done += 100) {
+      await viaBox.run(Math.min(100, total - done), a);
+      await direct.run(Math.min(100, total - done), d);
+    }
+    const box_ = summarize(a);
+    const dir = summarize(d);
+    return { box: box_, direct: dir, addedP50us: box_.p50us - dir.p50us, addedP99us: box_.p99us - dir.p99us };
+  } finally {
+    viaBox.sock.destroy();
+    direct.sock.destroy();
+  }
+}
+
+export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
+  const logins = envNumber('BENCH_USERS_LOGINS', QUICK ? 100 : 1000);
+  const concurrency = envNumber('BENCH_USERS_CONCURRENCY', 16);
+  const idleSizes = (process.env.BENCH_USERS_IDLE ?? (QUICK ? '200' : '1000,5000')).split(',').map(Number).sort((a, b) => a - b);
+  const relaySeconds = envNumber('BENCH_USERS_RELAY_SECONDS', QUICK ? 3 : 8);
+  const latencySamples = envNumber('BENCH_USERS_LATENCY_SAMPLES', QUICK ? 500 : 2000);
+  const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,rawtls,proxy-tls').split(',') as BoxName[];
+  const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
+  // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
+  const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replace('-', '')}${i}`);
+  // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both)
+  const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replace('-', ''));
+  const idleUsers = (name: BoxName) => Array.from({ length: maxIdle }, (_, i) => `i${idleSet(name)}${i}`);
+  const idleSets = [...new Set(names.map(idleSet))];
+  const all = [...names.flatMap(loginUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
+  log(`  starting ejabberd and registering ${all.length} accounts`);
+  const backend = await startEjabberd({ loglevel: 'warning', users: all.map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
+  const beam = backend.pid?.();
+  const pinned = os.cpus().length >= 2 && beam !== undefined && pin(beam, 1) && pin(process.pid, 1);
+  log(pinned ? '  pinned: ejabberd and the load generator on CPU 1, each middlebox on CPU 0' : '  not pinned (one CPU, or taskset missing): CPU figures include contention');
+  const boxes: UsersResult['boxes'] = {};
+  try {
+    const start = async (name: BoxName): Promise<Box> => {
+      const box =
+        name === 'raw'
+          ? await rawBox('raw', backend.host, backend.plainPort!)
+          : name === 'rawtls'
+            ? await rawBox('rawtls', backend.host, backend.tlsPort!)
+            : name === 'proxy-off'
+              ? await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off'])
+              : await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem')]);
+      if (pinned) pin(box.pid, 0);
+      return box;
+    };
+    for (const name of names) {
+      // the idle phase in a process of its own, freshly started: what its RSS grows by is what the
+      // sessions cost, logins included, not what earlier phases left in its heap
+      const fresh = await start(name);
+      let idle: BoxResult['idle'];
+      try {
+        idle = await idlePhase(fresh, idleUsers(name), idleSizes);
+      } finally {
+        await fresh.stop();
+      }
+      log(`  ${name.padEnd(9)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
+      const box = await start(name);
+      try {
+        const users = loginUsers(name);
+        const first = await loginPhase(box, beam, users, concurrency, 'first');
+        await closeAll(first.sessions);
+        const second = await loginPhase(box, beam, users, concurrency, 'second');
+        await closeAll(second.sessions);
+        const fmt = (p: LoginPhase) =>
+          `${p.perSecond.toFixed(0)} logins/s, bound p50 ${(p.bound.p50us / 1e3).toFixed(1)} ms p99 ${(p.bound.p99us / 1e3).toFixed(1)} ms, presence p50 ${(p.presence.p50us / 1e3).toFixed(1)} ms p99 ${(p.presence.p99us / 1e3).toFixed(1)} ms${p.noPresence ? ` (${p.noPresence} without)` : ''}, CPU per login ${(p.cpuPerLoginUs / 1e3).toFixed(2)} ms (ejabberd ${(p.backendCpuPerLoginUs / 1e3).toFixed(2)} ms)`;
+        log(`  ${name.padEnd(9)} first login:  ${fmt(first.phase)}`);
+        log(`  ${name.padEnd(9)} second login: ${fmt(second.phase)}`);
+        const relay = await loadRound(box, box.port, users.slice(0, 4), 4, 64, relaySeconds, `relay-${name}`);
+        log(`  ${name.padEnd(9)} relay: ${(relay.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s (${relay.relayed} relayed, ${relay.cpuSeconds.toFixed(2)} CPU-s)`);
+        const lat = await latencyPhase(box, backend.plainPort!, users[4] ?? users[0]!, latencySamples);
+        log(`  ${name.padEnd(9)} latency: p50 ${lat.box.p50us.toFixed(0)} µs (direct ${lat.direct.p50us.toFixed(0)}, added ${lat.addedP50us.toFixed(0)}), p99 ${lat.box.p99us.toFixed(0)} µs (direct ${lat.direct.p99us.toFixed(0)})`);
+        boxes[name] = { first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat };
+      } finally {
+        await box.stop();
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+  return { pinned, accounts: all.length, loadAverage: os.loadavg(), boxes };
+}
