@@ -28,6 +28,7 @@ import { NS_DATA, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, type Account } from './account.js';
 import { OWN_NODE_PREFIX } from './own-nodes.js';
+import { retrying } from './retry.js';
 import { hasFrom } from './subscription-states.js';
 import type { RuleContext } from './types.js';
 
@@ -203,7 +204,8 @@ async function createReadable(account: Account, node: string, access: Access, as
     const v = asked?.get(f);
     if (v) config[f] = v;
   }
-  await account.ctx.request(ps.createNode(node, config)).catch((err: unknown) => {
+  // retried: ejabberd aborts concurrent PEP node creations of different users (retry.ts)
+  await retrying(account.ctx.log, `create ${node}`, () => account.ctx.request(ps.createNode(node, config))).catch((err: unknown) => {
     if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err; // made meanwhile
   });
   await sync(account, node);
