@@ -1,19 +1,17 @@
 // Several resources of one user, logging in and out, on one and on two proxy instances: what other
 // client stacks found in §3/§4 (issue 6). Each scenario is the stanza sequence that showed the defect.
 import t from 'tap';
-import { createHash } from 'node:crypto';
 import type { Element } from 'ltx';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy, type RunningProxy } from './harness/proxy.js';
 import { waitFor, xml } from './harness/xmpp.js';
 import type { Backend } from './harness/common.js';
-import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, type Client } from './harness/roster.js';
+import { NS_CAPS, advertise } from './harness/pep.js';
+import { PASSWORD, USERS, isPresence, isPush, NS_ROSTER, rosterOf, sessions, enrolAndPair, type Client } from './harness/roster.js';
 
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
-const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
-const NS_CAPS = 'http://jabber.org/protocol/caps';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,24 +22,6 @@ function presenceLog(c: Client, from: string): string[] {
   return c.received.filter((s: Element) => s.name === 'presence' && s.attrs.from === from).map((s: Element) => (s.attrs.type as string | undefined) ?? 'available');
 }
 
-/** XEP-0115 verification string of a client with one identity and these features. */
-function capsVer(features: string[]): string {
-  const s = `client/pc//xep207-test<${[...features].sort().map((f) => `${f}<`).join('')}`;
-  return createHash('sha1').update(s).digest('base64');
-}
-
-const CAPS_NODE = 'https://xep207-proxy.example/test';
-
-/** Make a client answer disco#info for its caps node and return the <c/> to put in its presence. */
-function advertise(c: Client, features: string[]): Element {
-  const all = [NS_DISCO_INFO, ...features];
-  c.iqCallee.get(NS_DISCO_INFO, 'query', (ctx: { element: Element }) => {
-    const node = ctx.element.attrs.node as string | undefined;
-    return xml('query', { xmlns: NS_DISCO_INFO, ...(node ? { node } : {}) }, xml('identity', { category: 'client', type: 'pc', name: 'xep207-test' }), ...all.map((v) => xml('feature', { var: v })));
-  });
-  return xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(all) });
-}
-
 for (const kind of ['ejabberd', 'prosody'] as const) {
   t.test(`several resources on ${kind}`, async (t) => {
     const backend: Backend = kind === 'ejabberd' ? await startEjabberd({ users: USERS }) : await startProsody({ users: USERS });
@@ -50,24 +30,9 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
     t.teardown(() => proxy.stop());
     const other: RunningProxy = await startTestProxy(backend);
     t.teardown(() => other.stop());
-    const { login, online } = sessions(t, PASSWORD, () => proxy);
-
-    // nodes exist after a first login; juliet and romeo share presence both ways
-    for (const [u, d] of USERS) await (await login(u, d, 'first')).stop();
-    {
-      const juliet = await login('juliet', 'capulet.lit', 'setup');
-      const romeo = await login('romeo', 'montague.lit', 'setup');
-      await Promise.all([online(juliet), online(romeo)]);
-      await romeo.send(xml('presence', { to: JULIET, type: 'subscribe' }));
-      await waitFor(juliet, isPresence(ROMEO, 'subscribe'));
-      await juliet.send(xml('presence', { to: ROMEO, type: 'subscribed' }));
-      await juliet.send(xml('presence', { to: ROMEO, type: 'subscribe' }));
-      await waitFor(romeo, isPresence(JULIET, 'subscribe'));
-      await romeo.send(xml('presence', { to: JULIET, type: 'subscribed' }));
-      await waitFor(juliet, isPush(ROMEO, { subscription: 'both' }));
-      await waitFor(romeo, isPush(JULIET, { subscription: 'both' }));
-      await Promise.all([juliet.stop(), romeo.stop()]);
-    }
+    const s = sessions(t, PASSWORD, () => proxy);
+    const { login, online } = s;
+    await enrolAndPair(s, USERS);
 
     t.test('a roster remove reaches a resource that stayed online while another left', async (t) => {
       const a = await login('juliet', 'capulet.lit', 'A');

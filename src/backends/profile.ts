@@ -23,6 +23,12 @@ export interface BackendProfile {
    * subscription on ejabberd would deliver everything twice).
    */
   readonly ownerNotifiedImplicitly: boolean;
+  /**
+   * The backend sends a new session the last items of the owner's own PEP nodes it has +notify for
+   * (Prosody, when it learns the session's caps). Elsewhere the proxy sends them (ejabberd sends
+   * none to a session whose caps come after its first presence, as the proxy's do).
+   */
+  readonly ownLastItemsAtLogin: boolean;
   /** node configuration fields beyond XEP-0060's common ones that this backend accepts and needs */
   readonly extraNodeConfig: Fields;
   /**
@@ -45,6 +51,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     subscribeOnRequest: true,
     approveNeedsAffiliation: false,
     ownerNotifiedImplicitly: true,
+    ownLastItemsAtLogin: false,
     // deliver without depending on the subscriber's presence (the proxy keeps sessions available
     // anyway), and stamp the publisher on items so that the proxy can check who wrote them
     extraNodeConfig: { 'pubsub#presence_based_delivery': '0', 'pubsub#itemreply': 'publisher' },
@@ -57,6 +64,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     subscribeOnRequest: false,
     approveNeedsAffiliation: true,
     ownerNotifiedImplicitly: false,
+    ownLastItemsAtLogin: true,
     extraNodeConfig: {},
     missingNodeConditions: ['forbidden'], // a remote domain: not-allowed
     concurrentCreates: 16,
@@ -68,6 +76,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     subscribeOnRequest: false,
     approveNeedsAffiliation: true,
     ownerNotifiedImplicitly: false,
+    ownLastItemsAtLogin: false,
     extraNodeConfig: {},
     missingNodeConditions: ['item-not-found', 'forbidden'],
     concurrentCreates: 4,

@@ -85,3 +85,23 @@ export function discoItems(to: string): Element {
 export function discoInfo(to: string): Element {
   return xml('iq', { type: 'get', to }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
 }
+
+/** §6.5.7 the most recent `max` items of a node. */
+export function lastItems(service: string | undefined, node: string, max: number): Element {
+  return iq('get', service, xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node, max_items: String(max) })));
+}
+
+/** §6.5.8 one item of a node, by id. */
+export function itemById(service: string | undefined, node: string, id: string): Element {
+  return iq('get', service, xml('pubsub', { xmlns: NS_PUBSUB }, xml('items', { node }, xml('item', { id }))));
+}
+
+/** §8.2 a node's configuration form (owner; the account's own PEP). */
+export function getConfig(node: string): Element {
+  return iq('get', undefined, xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('configure', { node })));
+}
+
+/** §8.9.1 a node's affiliations (owner; the account's own PEP). */
+export function getAffiliations(node: string): Element {
+  return iq('get', undefined, xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('affiliations', { node })));
+}

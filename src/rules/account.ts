@@ -24,6 +24,7 @@ import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_DELIVERED } from './chat-nodes.js';
 import { Gate } from './gate.js';
+import { NODE_PEP } from './pep-access.js';
 import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
@@ -171,7 +172,7 @@ export class Account {
   private async ensureNodes(budget: RetryBudget, options: AccountOptions): Promise<void> {
     let gate = options.creates.get(this.profile.name);
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
-    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED];
+    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED, NODE_PEP];
     // the roster read goes out with the listing: on every login but the first its node is there
     const early = this.ctx.request(ps.items(undefined, NODE_ROSTER)).catch(() => undefined);
     let existing = new Set<string>();
@@ -280,9 +281,18 @@ export class Account {
     const mine = this.ownWrites?.get(jid);
     const at = mine ? mine.indexOf(key) : -1;
     if (at !== -1) {
-      // the echo of one of our writes: everything up to it has come back; the cache is already newer
+      // the echo of one of our writes: everything up to it has come back. The cache already holds
+      // it, or a newer write of ours, unless another session's write was applied in between: the
+      // backend's order puts ours after that one, so ours is the node's content (when it is our last)
       mine!.splice(0, at + 1);
-      if (mine!.length === 0) this.ownWrites!.delete(jid);
+      if (mine!.length > 0) return;
+      this.ownWrites!.delete(jid);
+      const prev = this.roster.get(jid);
+      if (storedKey(prev) === key) return;
+      // its event was delivered when we wrote it: not again
+      const again = next ? { ...next } : undefined;
+      if (again) delete again.event;
+      this.apply(prev, again);
       return;
     }
     const prev = this.roster.get(jid);

@@ -8,6 +8,7 @@ import { directedPresenceRule } from './directed-presence.js';
 import { mucRule } from './muc.js';
 import type { RetryPolicy } from './retry.js';
 import { ownNodesRule } from './own-nodes.js';
+import { pepOnAvailable, pepOnChange, pepRule } from './pep.js';
 import { pingRule } from './ping.js';
 import { presenceOnChange, presenceRule } from './presence.js';
 import { rosterOnChange, rosterRule } from './roster.js';
@@ -40,8 +41,8 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     // roster push and the presence that end it, as a server does (RFC 6121 §3.2.3, §3.3.3); a client
     // that ignores presence from non-contacts would otherwise never see them go.
     accountRule(options.backend ?? 'auto', {
-      change: [presenceOnChange, rosterOnChange, subscriptionOnChange],
-      available: [subscriptionOnAvailable, chatOnAvailable(chat)],
+      change: [presenceOnChange, rosterOnChange, subscriptionOnChange, pepOnChange],
+      available: [subscriptionOnAvailable, chatOnAvailable(chat), pepOnAvailable],
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
     ownNodesRule, //                                        a client's raw pubsub on the proxy's nodes: forbidden
@@ -51,6 +52,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     rosterRule, //                                          §4 roster
     subscriptionRule, //                                    §4, §8 subscriptions
     directedPresenceRule, //                                RFC 6121 §4.6 (through the backend's routing)
+    pepRule(), //                                           XEP-0163 for contacts (sees broadcast presence for its caps first)
     presenceRule, //                                        §3 presence
   ];
 }

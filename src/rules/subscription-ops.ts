@@ -21,6 +21,7 @@ import { NS_CLIENT } from '../xmpp/ns.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, type Account } from './account.js';
+import { grantNodes, revokeNodes } from './pep-access.js';
 import { newEntry, type RosterEntry } from './roster-item.js';
 import { hasFrom, hasTo, inbound, isSubscriptionType, outbound, type SubscriptionType } from './subscription-states.js';
 
@@ -59,12 +60,14 @@ export async function toInbox(account: Account, contact: string, type: Subscript
 async function grant(account: Account, contact: string): Promise<void> {
   if (account.profile.approveNeedsAffiliation) await account.ctx.request(ps.setAffiliations(NODE_PRESENCE, [[contact, 'member']]));
   await account.ctx.request(ps.setSubscriptions(NODE_PRESENCE, [[contact, 'subscribed']]));
+  await grantNodes(account, contact); // XEP-0163: the PEP nodes readable by contacts follow
 }
 
 /** Take `contact`'s subscription (and membership) to our presence node away. */
 async function revoke(account: Account, contact: string): Promise<void> {
   await ignoreErrors(account.ctx.request(ps.setSubscriptions(NODE_PRESENCE, [[contact, 'none']])));
   if (account.profile.approveNeedsAffiliation) await ignoreErrors(account.ctx.request(ps.setAffiliations(NODE_PRESENCE, [[contact, 'none']])));
+  await ignoreErrors(revokeNodes(account, contact));
 }
 
 async function ignoreErrors(p: Promise<unknown>): Promise<void> {

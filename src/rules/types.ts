@@ -49,6 +49,12 @@ export interface RuleContext {
    */
   request(iq: Element, timeoutMs?: number): Promise<Element>;
   /**
+   * Send an iq of the proxy's own to the client and wait for its answer (as `request`, the other
+   * way: the id is the proxy's and the answer never reaches the backend). Absent in contexts without
+   * a client (the fixture tests).
+   */
+  requestClient?(iq: Element, timeoutMs?: number): Promise<Element>;
+  /**
    * The proxy's service account (--service-jid), for what a user's own session may not do: create
    * and own nodes on a pubsub component (Prosody lets only the component's admins create nodes).
    * Absent when no service account is configured.

@@ -12,6 +12,7 @@ export interface ContextHost {
   sendToClient(el: Element): void;
   sendToBackend(el: Element): void;
   request(iq: Element, timeoutMs?: number): Promise<Element>;
+  requestClient(iq: Element, timeoutMs?: number): Promise<Element>;
   streamError(condition: StreamErrorCondition, text?: string): void;
 }
 
@@ -43,6 +44,10 @@ export class SessionContext implements RuleContext {
 
   request(iq: Element, timeoutMs?: number): Promise<Element> {
     return this.host.request(iq, timeoutMs);
+  }
+
+  requestClient(iq: Element, timeoutMs?: number): Promise<Element> {
+    return this.host.requestClient(iq, timeoutMs);
   }
 
   endSession(condition: StreamErrorCondition, text?: string): void {

@@ -108,6 +108,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private toClientLane: Lane | undefined;
   private ctx: SessionContext | undefined;
   private readonly tracker: IqTracker;
+  /** the proxy's own iqs to the client (e.g. the disco#info of its entity capabilities) */
+  private readonly clientTracker: IqTracker;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private readonly headerClock: HeaderClock;
   private closing = false;
@@ -134,6 +136,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.client = new XmlStream(socket, this, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
     const meter = deps.meter;
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString(), meter ? () => meter.requestTimedOut() : undefined);
+    this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
     this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
@@ -228,6 +231,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (this.phase !== 'bound') this.headerClock.stop(); // complete; onChunk starts it if another one began
     switch (this.phase) {
       case 'bound':
+        if (this.clientTracker.match(s)) return; // the client's answer to one of the proxy's own iqs
         if (s.isStanza) this.toBackendLane!.push(s);
         else this.clientNonza(s);
         return;
@@ -531,6 +535,13 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     return result;
   }
 
+  requestClient(iq: Element, timeoutMs?: number): Promise<Element> {
+    if (this.clientGone || this.closing) return Promise.reject(new StanzaError('recipient-unavailable', 'the client is gone'));
+    const answer = this.clientTracker.track(iq, timeoutMs);
+    this.client.send(iq);
+    return answer;
+  }
+
   /** A rule threw: tell the sender (unless that would answer an error or result), drop the stanza. */
   private ruleFailed(s: Stanza, err: unknown, from: 'client' | 'backend'): void {
     const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
@@ -635,6 +646,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       await this.tracker.whenIdle(drain.deadline - Date.now());
     }
     this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'session closed'));
+    this.clientTracker.rejectAll(new StanzaError('recipient-unavailable', 'session closed'));
     this.backend?.close();
     this.client.close();
     this.checkGone();

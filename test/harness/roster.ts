@@ -61,3 +61,31 @@ export async function subscribe(from: Client, to: Client): Promise<void> {
   await to.send(xml('presence', { to: fromBare, type: 'subscribed' }));
   await waitFor(from, (s: Element) => isPush(toBare, { subscription: 'to' })(s) || isPush(toBare, { subscription: 'both' })(s));
 }
+
+/**
+ * Two online sessions, `a` of user `aJid` and `b` of `bJid`, make their users share presence both
+ * ways (a request each, each approved), and wait for both rosters to say `both`.
+ */
+async function subscribeBothWays(a: Client, aJid: string, b: Client, bJid: string): Promise<void> {
+  await b.send(xml('presence', { to: aJid, type: 'subscribe' }));
+  await waitFor(a, isPresence(bJid, 'subscribe'));
+  await a.send(xml('presence', { to: bJid, type: 'subscribed' }));
+  await a.send(xml('presence', { to: bJid, type: 'subscribe' }));
+  await waitFor(b, isPresence(aJid, 'subscribe'));
+  await b.send(xml('presence', { to: aJid, type: 'subscribed' }));
+  await waitFor(a, isPush(bJid, { subscription: 'both' }));
+  await waitFor(b, isPush(aJid, { subscription: 'both' }));
+}
+
+/**
+ * Every one of `users` logs in once (their nodes exist after a first login), then juliet@capulet.lit
+ * and romeo@montague.lit (through `romeoProxy` if given) share presence both ways.
+ */
+export async function enrolAndPair(s: ReturnType<typeof sessions>, users: ReadonlyArray<readonly [string, string, string]>, romeoProxy?: { port: number }): Promise<void> {
+  for (const [u, d] of users) await (await s.login(u, d, 'first')).stop();
+  const juliet = await s.login('juliet', 'capulet.lit', 'setup');
+  const romeo = await s.login('romeo', 'montague.lit', 'setup', romeoProxy);
+  await Promise.all([s.online(juliet), s.online(romeo)]);
+  await subscribeBothWays(juliet, 'juliet@capulet.lit', romeo, 'romeo@montague.lit');
+  await Promise.all([juliet.stop(), romeo.stop()]);
+}
