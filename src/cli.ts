@@ -18,7 +18,8 @@ function program(): Command {
     if (spec.envOnly) continue; // a secret is never a flag
     // defaults are applied by resolveConfig (after env and file), so they are only shown here
     const shown = spec.default !== undefined && spec.arg ? ` (default: ${spec.default})` : '';
-    cmd.addOption(new Option(spec.arg ? `${spec.flag} <${spec.arg}>` : spec.flag, spec.description + shown));
+    const arg = spec.arg ? (spec.optionalArg ? ` [${spec.arg}]` : ` <${spec.arg}>`) : '';
+    cmd.addOption(new Option(spec.flag + arg, spec.description + (spec.optionalArg ? '' : shown)));
   }
   return cmd;
 }

@@ -7,6 +7,7 @@ import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
+import { TcpFraming } from '../stream/framing-tcp.js';
 import { StreamError, isStreamErrorCondition, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import { NS_STREAMS, NS_TLS } from '../xmpp/ns.js';
@@ -47,14 +48,9 @@ interface Waiter {
 const UPSTREAM_MAX_SIZE = 16 * 1024 * 1024;
 const UPSTREAM_MAX_DEPTH = 4096;
 
-export function streamHeader(attrs: Record<string, string>): string {
-  let s = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'";
-  for (const [k, v] of Object.entries(attrs)) s += ` ${k}='${v.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;')}'`;
-  return s + '>';
-}
-
 export class BackendLeg implements StreamEvents {
   stream: XmlStream | undefined;
+  private framing: TcpFraming | undefined;
   features: Element | undefined;
   /** the backend's stream id (for logs) */
   streamId: string | undefined;
@@ -78,7 +74,8 @@ export class BackendLeg implements StreamEvents {
     try {
       const socket = await this.connect(host, port, direct);
       this.secure = direct;
-      this.stream = new XmlStream(socket, this, { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH });
+      this.framing = new TcpFraming(socket, { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH });
+      this.stream = new XmlStream(this.framing, this);
       let features = await this.openStream();
       if (!direct && this.config.upstreamTls !== 'off') {
         if (hasStartTls(features)) {
@@ -122,7 +119,7 @@ export class BackendLeg implements StreamEvents {
   }
 
   private sendHeader(): void {
-    this.stream!.sendRaw(streamHeader({ to: this.domain, version: '1.0', 'xml:lang': this.lang }));
+    this.stream!.sendHeader({ to: this.domain, version: '1.0', 'xml:lang': this.lang });
   }
 
   private openStream(): Promise<Element> {
@@ -144,7 +141,7 @@ export class BackendLeg implements StreamEvents {
       });
     });
     this.secure = true;
-    this.log.debug({ protocol: (this.stream!.socket as tls.TLSSocket).getProtocol?.() }, 'backend TLS established');
+    this.log.debug({ protocol: (this.framing!.socket as tls.TLSSocket).getProtocol?.() }, 'backend TLS established');
     return this.openStream();
   }
 
