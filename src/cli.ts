@@ -61,9 +61,9 @@ export async function main(argv = process.argv): Promise<void> {
       process.stderr.write(`xep207-proxy: error: ${err.message}\n`);
       process.exit(2);
     }
-    const e = err as NodeJS.ErrnoException;
+    const e = err as NodeJS.ErrnoException & { flag?: string };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`xep207-proxy: error: --listen: ${e.message}\n`);
+      process.stderr.write(`xep207-proxy: error: ${e.flag ?? '--listen'}: ${e.message}\n`);
       process.exit(2);
     }
     throw err;

@@ -73,17 +73,17 @@ export class Proxy {
     const { config, log } = this.opts;
     const common = { proxyProtocol: config.proxyProtocol, headerTimeout: config.headerTimeout, log };
     try {
-      const tcp = await listenTcp({ ...common, endpoint: config.listen, accept: (c) => this.acceptTcp(c) });
+      const tcp = await named('--listen', listenTcp({ ...common, endpoint: config.listen, accept: (c) => this.acceptTcp(c) }));
       this.servers.push(tcp);
       const addresses: ListenAddresses = { tcp: tcp.address() as net.AddressInfo };
       if (config.listenTls) {
         if (!this.secureContext) throw new Error('--listen-tls needs a certificate');
-        const direct = await listenTcp({ ...common, endpoint: config.listenTls, directTls: this.secureContext, accept: (c) => this.acceptTcp(c) });
+        const direct = await named('--listen-tls', listenTcp({ ...common, endpoint: config.listenTls, directTls: this.secureContext, accept: (c) => this.acceptTcp(c) }));
         this.servers.push(direct);
         addresses.tls = direct.address() as net.AddressInfo;
       }
       if (config.listenWs) {
-        this.ws = await listenWebSocket({
+        this.ws = await named('--listen-ws', listenWebSocket({
           endpoint: config.listenWs,
           path: config.wsPath,
           ...(config.wsOrigins ? { origins: config.wsOrigins } : {}),
@@ -92,7 +92,7 @@ export class Proxy {
           headerTimeout: config.headerTimeout,
           log,
           accept: (c) => this.acceptWs(c),
-        });
+        }));
         addresses.ws = this.ws.server.address() as net.AddressInfo;
       }
       this.addresses = addresses;
@@ -167,6 +167,14 @@ export class Proxy {
     clearTimeout(timer);
     await Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, 100))]);
   }
+}
+
+/** A failure to listen (EADDRINUSE...) names the flag of that listener, for the CLI's one-line error. */
+function named<T>(flag: string, listening: Promise<T>): Promise<T> {
+  return listening.catch((err: NodeJS.ErrnoException & { flag?: string }) => {
+    err.flag = flag;
+    throw err;
+  });
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<{ proxy: Proxy; address: net.AddressInfo }> {
