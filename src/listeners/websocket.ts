@@ -1,9 +1,9 @@
 // The WebSocket listener (RFC 7395, --listen-ws): an HTTP server (HTTPS with the certificate, so
 // wss://) whose one path (--ws-path) upgrades to WebSocket with the `xmpp` subprotocol. Browsers drop
 // a connection whose handshake does not name `xmpp`; a client that does not ask for it is refused
-// (400), as is an Origin not in --ws-origin (403: a page elsewhere must not open a session with the
-// user's credentials it got by phishing... or a cookie-less login it scripts). A request without
-// Origin is no browser's and is let through: Origin protects browsers, anything else can send any.
+// (400), as is an Origin not in --ws-origin (403: a page on another site must not drive sessions
+// from its visitors' browsers). A request without Origin is no browser's and is let through: the
+// check protects browsers, and any other client can send whatever Origin it likes.
 // Each connection is pinged every WS_PING_MS; one that has not answered the previous ping is cut.
 import http from 'node:http';
 import https from 'node:https';
