@@ -13,6 +13,9 @@ export interface Endpoint {
   port: number;
 }
 
+/** The backend: TCP (STARTTLS per --upstream-tls), direct TLS, or WebSocket (`ws`: the URL; wss is TLS). */
+export type Upstream = Endpoint & { tls: boolean; ws?: string };
+
 export interface Config {
   listen: Endpoint;
   /** direct TLS for clients (XEP-0368, --listen-tls); absent: none */
@@ -25,7 +28,7 @@ export interface Config {
   wsOrigins?: string[];
   /** every connection on the TCP listeners starts with a PROXY protocol v1/v2 header */
   proxyProtocol: boolean;
-  upstream: Endpoint & { tls: boolean };
+  upstream: Upstream;
   upstreamTls: UpstreamTlsMode;
   upstreamCa?: string;
   upstreamInsecure: boolean;
@@ -120,7 +123,7 @@ export const OPTIONS: OptionSpec[] = [
   { key: 'wsPath', flag: '--ws-path', arg: 'path', description: 'the HTTP path of the WebSocket endpoint', default: '/ws' },
   { key: 'wsOrigin', flag: '--ws-origin', arg: 'origins', description: 'comma-separated Origin values allowed in a WebSocket handshake, e.g. https://chat.example (default: any; a handshake without Origin, not from a browser, is always allowed)' },
   { key: 'proxyProtocol', flag: '--proxy-protocol', description: 'connections to --listen and --listen-tls start with a PROXY protocol v1 or v2 header from a load balancer (refused without one); its address is the client\'s in logs', default: false },
-  { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS) or tls://host:port (direct TLS); required' },
+  { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS), tls://host:port (direct TLS), or ws://host:port/path / wss://… (XMPP over WebSocket, for a backend reachable only that way); required' },
   { key: 'backend', flag: '--backend', arg: 'kind', description: "the backend's kind, for what it does natively: auto (ask its disco#info), ejabberd, prosody or generic", default: 'auto' },
   { key: 'pubsubService', flag: '--pubsub-service', arg: 'jid', description: "the backend's pubsub service for one-to-one chat nodes of every domain (default: pubsub.<the recipient's domain>)" },
   { key: 'upstreamTls', flag: '--upstream-tls', arg: 'mode', description: 'STARTTLS to a tcp:// backend: require, prefer (when offered) or off', default: 'prefer' },
@@ -219,14 +222,20 @@ export function parseListen(v: string, flag = '--listen'): Endpoint {
   return { host: m[1] || m[2] || m[3] || '::', port };
 }
 
-export function parseUpstream(v: string): Endpoint & { tls: boolean } {
+export function parseUpstream(v: string): Upstream {
   let url: URL;
   try {
     url = new URL(v);
   } catch {
-    throw new ConfigError('--upstream', `expected tcp://host:port or tls://host:port, got '${v}'`);
+    throw new ConfigError('--upstream', `expected tcp://host:port, tls://host:port or ws(s)://host:port/path, got '${v}'`);
   }
-  if (url.protocol !== 'tcp:' && url.protocol !== 'tls:') throw new ConfigError('--upstream', `unsupported scheme '${url.protocol}' (use tcp:// or tls://)`);
+  if (url.protocol === 'ws:' || url.protocol === 'wss:') {
+    if (!url.hostname) throw new ConfigError('--upstream', 'missing host');
+    const secure = url.protocol === 'wss:';
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    return { host, port: url.port ? Number(url.port) : secure ? 443 : 80, tls: secure, ws: url.href };
+  }
+  if (url.protocol !== 'tcp:' && url.protocol !== 'tls:') throw new ConfigError('--upstream', `unsupported scheme '${url.protocol}' (use tcp://, tls://, ws:// or wss://)`);
   if (!url.hostname) throw new ConfigError('--upstream', 'missing host');
   if (url.pathname && url.pathname !== '/' && url.pathname !== '') throw new ConfigError('--upstream', `unexpected path '${url.pathname}'`);
   const port = url.port ? Number(url.port) : url.protocol === 'tls:' ? 5223 : 5222;
@@ -264,7 +273,8 @@ export function resolveConfig(...sources: RawConfig[]): Config {
   const upstream = parseUpstream(merged.upstream);
   const backend = merged.backend!;
   if (!['auto', 'ejabberd', 'prosody', 'generic'].includes(backend)) throw new ConfigError('--backend', `expected auto, ejabberd, prosody or generic, got '${backend}'`);
-  if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', "'off' contradicts a tls:// upstream");
+  if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', `'off' contradicts a ${upstream.ws ? 'wss' : 'tls'}:// upstream`);
+  if (upstream.ws && !upstream.tls && tlsMode === 'require') throw new ConfigError('--upstream-tls', "'require' contradicts a ws:// upstream (no STARTTLS over WebSocket: use wss://)");
   const listenTls = optionalListen('--listen-tls', merged.listenTls);
   if (listenTls && !merged.tlsCert) throw new ConfigError('--listen-tls', 'needs --tls-cert and --tls-key');
   const wsPath = merged.wsPath!;

@@ -108,7 +108,7 @@ export class Proxy {
         ...(a.tls ? { listenTls: at(a.tls) } : {}),
         ...(a.ws ? { listenWs: `${this.tlsFiles ? 'wss' : 'ws'}://${at(a.ws)}${config.wsPath}` } : {}),
         ...(config.proxyProtocol ? { proxyProtocol: true } : {}),
-        upstream: `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
+        upstream: config.upstream.ws ?? `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
         clientTls: this.secureContext ? (config.requireTls ? 'required' : 'offered') : 'none',
         ...(this.service ? { serviceAccount: this.service.bare } : {}),
       },

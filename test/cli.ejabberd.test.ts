@@ -114,6 +114,8 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222', '--ws-origin', 'https://chat.example/app'], {}, /--ws-origin: not an origin/],
     [['--upstream', 'tcp://127.0.0.1:5222', '--ws-origin', ' , '], {}, /--ws-origin: expected at least one origin/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_PROXY_PROTOCOL: 'v2' }, /XEP207_PROXY_PROTOCOL/],
+    [['--upstream', 'ws://127.0.0.1:5280/ws', '--upstream-tls', 'require'], {}, /--upstream-tls: 'require' contradicts a ws:\/\/ upstream/],
+    [['--upstream', 'wss://127.0.0.1/ws', '--upstream-tls', 'off'], {}, /--upstream-tls: 'off' contradicts a wss:\/\/ upstream/],
     [['--nonsense'], {}, /unknown option '--nonsense'/],
   ];
   for (const [args, env, re] of cases) {

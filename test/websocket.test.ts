@@ -156,6 +156,23 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(await raw.waitClosed(), 1009, 'Message Too Big');
     });
 
+    t.test('the backend leg over WebSocket too (--upstream ws://…): TCP and WebSocket clients log in and chat', async (t) => {
+      const viaWs = await startTestProxy(backend, { upstream: { host: '127.0.0.1', port: 0, tls: false, ws: backend.wsUrl }, listenWs: LOCAL, tlsCert: undefined, tlsKey: undefined });
+      t.teardown(() => viaWs.stop());
+      const tcp = await connect({ port: viaWs.port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'up-ws', tls: false });
+      t.teardown(() => tcp.stop());
+      t.equal(tcp.jid.toString(), 'juliet@capulet.lit/up-ws', 'a TCP client bound through a WebSocket backend leg (SASL relayed, restart as <open/> upstream)');
+      const web = await connect({ port: 0, service: `ws://127.0.0.1:${viaWs.proxy.addresses!.ws!.port}/ws`, domain: 'capulet.lit', username: 'romeo', password: 'secret', resource: 'up-ws' });
+      t.teardown(() => web.stop());
+      const pong = await web.iqCaller.request(xml('iq', { type: 'get', to: 'capulet.lit' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+      t.equal(pong.attrs.type, 'result', 'WebSocket on both legs');
+      await tcp.send(xml('message', { to: 'romeo@capulet.lit/up-ws', type: 'chat' }, xml('body', {}, 'over two WebSockets')));
+      await waitFor(web, (s: Element) => s.is('message') && s.getChildText('body') === 'over two WebSockets');
+      await web.send(xml('message', { to: 'juliet@capulet.lit/up-ws', type: 'chat' }, xml('body', {}, 'and back')));
+      await waitFor(tcp, (s: Element) => s.is('message') && s.getChildText('body') === 'and back');
+      t.pass('chat both ways');
+    });
+
     t.test('a TCP session still works beside them', async (t) => {
       const c = await connect({ port: plain.port, domain: 'capulet.lit', username: 'nurse', password: 'secret', resource: 'tcp2', tls: false });
       t.teardown(() => c.stop());

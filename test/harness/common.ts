@@ -21,6 +21,8 @@ export interface Backend {
   port: number;
   /** c2s port without STARTTLS, where the backend has one */
   plainPort?: number;
+  /** its XMPP over WebSocket endpoint (RFC 7395), ws:// on loopback */
+  wsUrl: string;
   /** run folder (config, logs, data) */
   dir: string;
   register(user: string, domain: string, password: string): Promise<void>;
