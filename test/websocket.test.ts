@@ -4,6 +4,7 @@
 // handshake (subprotocol, path, Origin), <open/> and <close/>, one element per message both ways
 // with its namespaces declared, the limits and the stream errors.
 import t from 'tap';
+import net from 'node:net';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
@@ -69,6 +70,19 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await t.rejects(RawWs.connect(url.replace('/ws', '/other')), { message: 'HTTP 404' }, 'another path: 404');
       const res = await fetch(url.replace('ws:', 'http:'));
       t.equal(res.status, 426, 'a plain GET on the path: 426 Upgrade Required');
+    });
+
+    t.test('an upgrade request not finished within --header-timeout is cut off', async (t) => {
+      const p = await startTestProxy(backend, { tlsCert: undefined, tlsKey: undefined, listenWs: LOCAL, headerTimeout: 1000 });
+      t.teardown(() => p.stop());
+      const started = Date.now();
+      const sock = net.connect({ host: '127.0.0.1', port: p.proxy.addresses!.ws!.port });
+      sock.on('error', () => undefined);
+      sock.resume(); // read (and drop) the 408: a socket nobody reads never sees the close
+      sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      await new Promise<void>((resolve) => sock.once('close', () => resolve()));
+      const after = Date.now() - started;
+      t.ok(after >= 900 && after < 4000, `closed after ${after} ms`);
     });
 
     t.test('Origin: only the allowed ones (and non-browsers, which send none)', async (t) => {

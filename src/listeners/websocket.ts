@@ -58,9 +58,10 @@ export function listenWebSocket(opts: WsListenerOptions): Promise<WsListener> {
     res.writeHead(onPath ? 426 : 404, { 'Content-Type': 'text/plain', ...(onPath ? { Upgrade: 'websocket' } : {}) });
     res.end(onPath ? 'XMPP over WebSocket (RFC 7395): upgrade with subprotocol xmpp\n' : 'not found\n');
   };
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
-  server.headersTimeout = opts.headerTimeout;
-  server.requestTimeout = opts.headerTimeout;
+  // the upgrade request gets --header-timeout; Node checks it only every connectionsCheckingInterval
+  // (30 s by default) and only when given at construction
+  const timeouts = { headersTimeout: opts.headerTimeout, requestTimeout: opts.headerTimeout, connectionsCheckingInterval: Math.min(1000, opts.headerTimeout) };
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, ...timeouts }, onRequest) : http.createServer(timeouts, onRequest);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const path = new URL(req.url ?? '/', 'http://x').pathname;

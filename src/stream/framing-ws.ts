@@ -26,6 +26,7 @@ const HIGH_WATER = 64 * 1024;
 export const WS_NORMAL = 1000;
 const WS_GOING_AWAY = 1001;
 const WS_NO_STATUS = 1005;
+const WS_ONLY = /^[ \t\r\n]*$/;
 
 function escapeAttr(v: string): string {
   return v.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;');
@@ -111,7 +112,7 @@ export class WsFraming implements Framing, TokenizerHandler {
 
   private receive(data: RawData, isBinary: boolean): void {
     if (this.closed) return;
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     this.bytesIn += buf.length;
     try {
       // ws has checked that a text message is valid UTF-8 (else it closes with 1007)
@@ -184,7 +185,9 @@ export class WsFraming implements Framing, TokenizerHandler {
   write(units: readonly string[]): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return true;
     for (const u of units) {
-      this.ws.send(Buffer.from(declareNamespaces(u), 'latin1'), { binary: false }, () => this.sent());
+      // a whitespace keepalive (relayed from the other leg) has no message form: a ping is its equivalent
+      if (WS_ONLY.test(u)) this.ws.ping();
+      else this.ws.send(Buffer.from(declareNamespaces(u), 'latin1'), { binary: false }, () => this.sent());
     }
     if (this.ws.bufferedAmount > HIGH_WATER) this.full = true;
     return !this.full;
