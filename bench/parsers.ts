@@ -17,6 +17,7 @@ import { Element } from 'ltx';
 import SaxLtxModule from 'ltx/src/parsers/ltx.js';
 import sax from 'sax';
 import { XmlStream } from '../src/stream/connection.js';
+import { TcpFraming } from '../src/stream/framing-tcp.js';
 import type { Stanza } from '../src/stream/stanza.js';
 import { Lane, type LaneHost } from '../src/session/pipeline.js';
 import { defaultRules } from '../src/rules/index.js';
@@ -149,7 +150,7 @@ function tokenizerRunner(el: boolean, serialize: boolean): Runner {
     const sock = new FakeSocket();
     let count = 0;
     let out = 0;
-    new XmlStream(sock as unknown as Socket, {
+    new XmlStream(new TcpFraming(sock as unknown as Socket, LIMITS), {
       onStreamStart: () => undefined,
       onElement: (s: Stanza) => {
         count++;
@@ -163,7 +164,7 @@ function tokenizerRunner(el: boolean, serialize: boolean): Runner {
         throw err;
       },
       onClose: () => undefined,
-    }, LIMITS);
+    });
     sock.emit('data', header);
     for (const chunk of c.chunks) sock.emit('data', chunk);
     if (serialize && out === 0) throw new Error('nothing serialized');
@@ -181,9 +182,9 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
   const clientSock = new FakeSocket();
   const backendSock = new FakeSocket();
   const noop = () => undefined;
-  const backend = new XmlStream(backendSock as unknown as Socket, {
+  const backend = new XmlStream(new TcpFraming(backendSock as unknown as Socket, LIMITS), {
     onStreamStart: noop, onElement: noop, onStreamEnd: noop, onViolation: noop, onClose: noop,
-  }, LIMITS);
+  });
   // a bound session's context whose backend never answers (no rule's onBound has run)
   const jid = parseJid('juliet@capulet.lit/balcony')!;
   const ctx: RuleContext = {
@@ -210,7 +211,7 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
     laneBusy: noop,
   };
   const lane = new Lane(defaultRules().filter((r) => r.fromClient), 'client', ctx, host);
-  new XmlStream(clientSock as unknown as Socket, {
+  new XmlStream(new TcpFraming(clientSock as unknown as Socket, LIMITS), {
     onStreamStart: noop,
     onElement: (s) => {
       if (s.isStanza) lane.push(s);
@@ -220,7 +221,7 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
       throw err;
     },
     onClose: noop,
-  }, LIMITS);
+  });
   clientSock.emit('data', header);
   for (const chunk of c.chunks) {
     clientSock.emit('data', chunk);

@@ -21,7 +21,8 @@ function program(): Command {
     if (spec.envOnly) continue; // a secret is never a flag
     // defaults are applied by resolveConfig (after env and file), so they are only shown here
     const shown = spec.default !== undefined && spec.arg ? ` (default: ${spec.default})` : '';
-    const option = new Option(spec.arg ? `${spec.flag} <${spec.arg}>` : spec.flag, spec.description + shown);
+    const arg = spec.arg ? (spec.optionalArg ? ` [${spec.arg}]` : ` <${spec.arg}>`) : '';
+    const option = new Option(spec.flag + arg, spec.description + (spec.optionalArg ? '' : shown));
     if (spec.repeatable) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
     cmd.addOption(option);
   }
@@ -74,9 +75,9 @@ export async function main(argv = process.argv): Promise<void> {
       process.stderr.write(`xep207-proxy: error: ${err.message}\n`);
       process.exit(2);
     }
-    const e = err as NodeJS.ErrnoException;
+    const e = err as NodeJS.ErrnoException & { flag?: string };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`xep207-proxy: error: ${(e as { flag?: string }).flag ?? '--listen'}: ${e.message}\n`);
+      process.stderr.write(`xep207-proxy: error: ${e.flag ?? '--listen'}: ${e.message}\n`);
       process.exit(2);
     }
     throw err;

@@ -13,9 +13,22 @@ export interface Endpoint {
   port: number;
 }
 
+/** The backend: TCP (STARTTLS per --upstream-tls), direct TLS, or WebSocket (`ws`: the URL; wss is TLS). */
+export type Upstream = Endpoint & { tls: boolean; ws?: string };
+
 export interface Config {
   listen: Endpoint;
-  upstream: Endpoint & { tls: boolean };
+  /** direct TLS for clients (XEP-0368, --listen-tls); absent: none */
+  listenTls?: Endpoint;
+  /** XMPP over WebSocket (RFC 7395, --listen-ws); absent: none */
+  listenWs?: Endpoint;
+  /** the HTTP path that upgrades to WebSocket */
+  wsPath: string;
+  /** Origin values a WebSocket handshake may carry (--ws-origin); absent: any */
+  wsOrigins?: string[];
+  /** every connection on the TCP listeners starts with a PROXY protocol v1/v2 header */
+  proxyProtocol: boolean;
+  upstream: Upstream;
   upstreamTls: UpstreamTlsMode;
   upstreamCa?: string;
   upstreamInsecure: boolean;
@@ -67,6 +80,8 @@ interface OptionSpec {
   flag: string;
   /** argument name in --help; absent for a boolean switch */
   arg?: string;
+  /** the argument may be left out (`--listen-tls` alone): then `default` applies */
+  optionalArg?: boolean;
   description: string;
   default?: string | boolean;
   /**
@@ -82,6 +97,11 @@ interface OptionSpec {
 /** What the three sources give, before validation: strings and booleans. */
 export interface RawConfig {
   listen?: string;
+  listenTls?: string | boolean;
+  listenWs?: string | boolean;
+  wsPath?: string;
+  wsOrigin?: string;
+  proxyProtocol?: boolean;
   upstream?: string;
   upstreamTls?: string;
   upstreamCa?: string;
@@ -112,7 +132,12 @@ export interface RawConfig {
 
 export const OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: '--listen', arg: '[host:]port', description: 'where clients connect (c2s, RFC 6120)', default: '5222' },
-  { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS) or tls://host:port (direct TLS); required' },
+  { key: 'listenTls', flag: '--listen-tls', arg: '[host:]port', optionalArg: true, description: 'also accept direct TLS from clients here (XEP-0368; needs --tls-cert); the flag alone: port 5223, all interfaces', default: '5223' },
+  { key: 'listenWs', flag: '--listen-ws', arg: '[host:]port', optionalArg: true, description: 'also accept XMPP over WebSocket here (RFC 7395; wss:// with --tls-cert, else ws://); the flag alone: port 5280, all interfaces', default: '5280' },
+  { key: 'wsPath', flag: '--ws-path', arg: 'path', description: 'the HTTP path of the WebSocket endpoint', default: '/ws' },
+  { key: 'wsOrigin', flag: '--ws-origin', arg: 'origins', description: 'comma-separated Origin values allowed in a WebSocket handshake, e.g. https://chat.example (default: any; a handshake without Origin, not from a browser, is always allowed)' },
+  { key: 'proxyProtocol', flag: '--proxy-protocol', description: 'connections to --listen and --listen-tls start with a PROXY protocol v1 or v2 header from a load balancer (refused without one); its address is the client\'s in logs', default: false },
+  { key: 'upstream', flag: '--upstream', arg: 'url', description: 'the backend: tcp://host:port (STARTTLS), tls://host:port (direct TLS), or ws://host:port/path / wss://… (XMPP over WebSocket, for a backend reachable only that way); required' },
   { key: 'backend', flag: '--backend', arg: 'kind', description: "the backend's kind, for what it does natively: auto (ask its disco#info), ejabberd, prosody or generic", default: 'auto' },
   { key: 'pubsubService', flag: '--pubsub-service', arg: 'jid', description: "the backend's pubsub service for one-to-one chat nodes of every domain (default: pubsub.<the recipient's domain>)" },
   { key: 'upstreamTls', flag: '--upstream-tls', arg: 'mode', description: 'STARTTLS to a tcp:// backend: require, prefer (when offered) or off', default: 'prefer' },
@@ -155,6 +180,8 @@ export function fromEnv(env: NodeJS.ProcessEnv): RawConfig {
     const v = env[envName(spec)];
     if (v === undefined) continue;
     if (spec.repeatable) (raw as Record<string, unknown>)[spec.key] = v.split(/[\s,]+/).filter(Boolean);
+    // XEP207_LISTEN_TLS=on is the bare flag; digits are a port (so 1 and 0 are not booleans here)
+    else if (spec.optionalArg && /^(true|yes|on|false|no|off)?$/i.test(v)) raw[spec.key] = /^(true|yes|on)$/i.test(v);
     else if (spec.arg) raw[spec.key] = v;
     else {
       const lv = v.toLowerCase();
@@ -184,6 +211,8 @@ export function fromFile(path: string): RawConfig {
       const list: unknown[] = Array.isArray(v) ? v : [v];
       if (!list.every((x) => typeof x === 'string')) throw new ConfigError('--config', `'${k}' must be a string or a list of strings`);
       raw[k] = list as string[];
+    } else if (spec.optionalArg && typeof v === 'boolean') {
+      raw[k] = v;
     } else if (spec.arg) {
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError('--config', `'${k}' must be a string or number`);
       raw[k] = String(v);
@@ -224,14 +253,20 @@ export function parseListen(v: string, flag = '--listen', defaultHost = '::'): E
   return { host: m[1] || m[2] || m[3] || defaultHost, port };
 }
 
-export function parseUpstream(v: string): Endpoint & { tls: boolean } {
+export function parseUpstream(v: string): Upstream {
   let url: URL;
   try {
     url = new URL(v);
   } catch {
-    throw new ConfigError('--upstream', `expected tcp://host:port or tls://host:port, got '${v}'`);
+    throw new ConfigError('--upstream', `expected tcp://host:port, tls://host:port or ws(s)://host:port/path, got '${v}'`);
   }
-  if (url.protocol !== 'tcp:' && url.protocol !== 'tls:') throw new ConfigError('--upstream', `unsupported scheme '${url.protocol}' (use tcp:// or tls://)`);
+  if (url.protocol === 'ws:' || url.protocol === 'wss:') {
+    if (!url.hostname) throw new ConfigError('--upstream', 'missing host');
+    const secure = url.protocol === 'wss:';
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    return { host, port: url.port ? Number(url.port) : secure ? 443 : 80, tls: secure, ws: url.href };
+  }
+  if (url.protocol !== 'tcp:' && url.protocol !== 'tls:') throw new ConfigError('--upstream', `unsupported scheme '${url.protocol}' (use tcp://, tls://, ws:// or wss://)`);
   if (!url.hostname) throw new ConfigError('--upstream', 'missing host');
   if (url.pathname && url.pathname !== '/' && url.pathname !== '') throw new ConfigError('--upstream', `unexpected path '${url.pathname}'`);
   const port = url.port ? Number(url.port) : url.protocol === 'tls:' ? 5223 : 5222;
@@ -244,7 +279,8 @@ const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'sil
 /** Merge the sources (flags over env over file over defaults) and validate into a Config. */
 export function resolveConfig(...sources: RawConfig[]): Config {
   const merged: RawConfig = {};
-  for (const spec of OPTIONS) if (spec.default !== undefined) (merged as Record<string, unknown>)[spec.key] = spec.default;
+  // an optional-argument option's default is the value of the bare flag, not a default setting
+  for (const spec of OPTIONS) if (spec.default !== undefined && !spec.optionalArg) (merged as Record<string, unknown>)[spec.key] = spec.default;
   for (const src of sources.slice().reverse()) {
     for (const [k, v] of Object.entries(src)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
   }
@@ -268,9 +304,16 @@ export function resolveConfig(...sources: RawConfig[]): Config {
   const upstream = parseUpstream(merged.upstream);
   const backend = merged.backend!;
   if (!['auto', 'ejabberd', 'prosody', 'generic'].includes(backend)) throw new ConfigError('--backend', `expected auto, ejabberd, prosody or generic, got '${backend}'`);
-  if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', "'off' contradicts a tls:// upstream");
+  if (upstream.tls && tlsMode === 'off') throw new ConfigError('--upstream-tls', `'off' contradicts a ${upstream.ws ? 'wss' : 'tls'}:// upstream`);
+  if (upstream.ws && !upstream.tls && tlsMode === 'require') throw new ConfigError('--upstream-tls', "'require' contradicts a ws:// upstream (no STARTTLS over WebSocket: use wss://)");
+  const listenTls = optionalListen('--listen-tls', merged.listenTls);
+  if (listenTls && !merged.tlsCert) throw new ConfigError('--listen-tls', 'needs --tls-cert and --tls-key');
+  const wsPath = merged.wsPath!;
+  if (!/^\/[!$&'()*+,;=:@%A-Za-z0-9._~\/-]*$/.test(wsPath)) throw new ConfigError('--ws-path', `expected an absolute URL path such as /ws, got '${wsPath}'`);
   const config: Config = {
     listen: parseListen(merged.listen!),
+    wsPath,
+    proxyProtocol: Boolean(merged.proxyProtocol),
     upstream,
     upstreamTls: tlsMode,
     upstreamInsecure: Boolean(merged.upstreamInsecure),
@@ -292,6 +335,10 @@ export function resolveConfig(...sources: RawConfig[]): Config {
   };
   // loopback unless an interface is named: the admin listener can switch on tracing of users
   if (merged.adminListen) config.adminListen = parseListen(merged.adminListen, '--admin-listen', '127.0.0.1');
+  if (listenTls) config.listenTls = listenTls;
+  const listenWs = optionalListen('--listen-ws', merged.listenWs);
+  if (listenWs) config.listenWs = listenWs;
+  if (merged.wsOrigin !== undefined) config.wsOrigins = origins(merged.wsOrigin);
   if (merged.pubsubService) {
     if (!isDomain(merged.pubsubService)) throw new ConfigError('--pubsub-service', `not a service JID (a domain): '${merged.pubsubService}'`);
     config.pubsubService = merged.pubsubService.toLowerCase();
@@ -315,6 +362,29 @@ export function traceJids(v: string | string[] | undefined): string[] {
     if (!jid || !jid.local) throw new ConfigError('--trace', `expected a JID (user@domain or user@domain/resource), got '${s}'`);
     return jid.toString();
   });
+}
+
+/** --listen-tls / --listen-ws: absent or false: off; true (the bare flag): the default port; else [host:]port */
+function optionalListen(flag: string, v: string | boolean | undefined): Endpoint | undefined {
+  if (v === undefined || v === false) return undefined;
+  const spec = OPTIONS.find((o) => o.flag === flag)!;
+  return parseListen(v === true ? String(spec.default) : v, flag);
+}
+
+/** --ws-origin: a comma-separated list, each an origin as browsers send it (scheme://host[:port]) */
+function origins(v: string): string[] {
+  const list = v.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (list.length === 0) throw new ConfigError('--ws-origin', 'expected at least one origin, e.g. https://chat.example');
+  for (const o of list) {
+    let ok = false;
+    try {
+      ok = new URL(o).origin === o;
+    } catch {
+      /* not a URL */
+    }
+    if (!ok) throw new ConfigError('--ws-origin', `not an origin as a browser sends it (scheme://host[:port], no path, no default port): '${o}'`);
+  }
+  return list;
 }
 
 /**

@@ -1,15 +1,20 @@
-// Listeners and the set of live sessions: one Session per accepted client socket, the service
-// account they share (--service-jid), the admin listener (--admin-listen), the TLS certificate
-// reload (SIGHUP), the trace list (--trace), and the shutdown: a drain (SIGTERM) that lets every
-// session's contacts see it leave before its client gets <system-shutdown/>, or an immediate close.
-import net from 'node:net';
+// Listeners and the set of live sessions: one Session per accepted client connection, whatever
+// carries it (TCP with STARTTLS, direct TLS, WebSocket: listeners/), the service account they share
+// (--service-jid), the admin listener (--admin-listen), the TLS certificate reload (SIGHUP), the
+// trace list (--trace), and the shutdown: a drain (SIGTERM) that lets every session's contacts see
+// it leave before its client gets <system-shutdown/>, or an immediate close.
+import type net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { traceJids, type Config } from './config.js';
+import { listenTcp, type TcpAccepted } from './listeners/tcp.js';
+import { listenWebSocket, type WsAccepted, type WsListener } from './listeners/websocket.js';
 import { defaultRules, type Rule } from './rules/index.js';
 import { ServiceAccount } from './service/account.js';
-import { Session, ruleTable, type RuleTable } from './session/session.js';
+import { Session, ruleTable, type ClientTransport, type RuleTable } from './session/session.js';
 import { RewriteTrace } from './session/rewrite-trace.js';
+import { TcpFraming } from './stream/framing-tcp.js';
+import { WsFraming } from './stream/framing-ws.js';
 import { TlsCredentials } from './tls-credentials.js';
 import { AdminServer } from './admin/server.js';
 import { Metrics, type Bytes } from './admin/metrics.js';
@@ -26,6 +31,20 @@ export interface ProxyOptions {
 /** The service account's polite close is bounded too (its socket is destroyed ~2 s later anyway). */
 const SERVICE_CLOSE_MS = 500;
 
+/**
+ * ws reads a whole message before handing it over, so the stanza limit cannot be checked while it
+ * arrives: messages up to this much over --max-stanza-size are read and refused with
+ * <policy-violation/>; bigger ones ws refuses unread (close code 1009), which bounds the memory.
+ */
+const WS_PAYLOAD_SLACK = 64 * 1024;
+
+/** Where the listeners ended up (port 0 picks a free port). */
+export interface ListenAddresses {
+  tcp: net.AddressInfo;
+  tls?: net.AddressInfo;
+  ws?: net.AddressInfo;
+}
+
 export class Proxy {
   readonly sessions = new Set<Session>();
   /** the service account, when --service-jid is configured */
@@ -34,9 +53,12 @@ export class Proxy {
   readonly metrics: Metrics | undefined;
   /** where the admin listener listens, once listening */
   adminAddress: net.AddressInfo | undefined;
+  /** the bound addresses of the client listeners, once listening */
+  addresses: ListenAddresses | undefined;
   /** true from the start of a drain (SIGTERM): /readyz answers 503 */
   draining = false;
-  private server: net.Server | undefined;
+  private servers: net.Server[] = [];
+  private ws: WsListener | undefined;
   private admin: AdminServer | undefined;
   private readonly rules: RuleTable;
   private readonly credentials: TlsCredentials | undefined;
@@ -73,54 +95,95 @@ export class Proxy {
     return this.opts.log;
   }
 
-  /** Start listening; resolves with the bound address (port 0 picks a free port). */
-  listen(): Promise<net.AddressInfo> {
+  /** Start listening; resolves with the main (--listen) address; `addresses` has them all. */
+  async listen(): Promise<net.AddressInfo> {
     const { config, log } = this.opts;
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-    this.server = server;
-    return new Promise<net.AddressInfo>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: config.listen.host, port: config.listen.port, backlog: 1024 }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => log.error({ err }, 'listener error'));
-        const addr = server.address() as net.AddressInfo;
-        log.info(
-          {
-            listen: `${addr.address}:${addr.port}`,
-            upstream: `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
-            clientTls: this.credentials ? (config.requireTls ? 'required' : 'offered') : 'none',
-            ...(this.service ? { serviceAccount: this.service.bare } : {}),
-          },
-          'listening',
-        );
-        if (!this.credentials) log.warn('no --tls-cert: clients connect in plaintext (fine for an in-pod sidecar, not on a network)');
-        // not awaited: sessions (§3, §4) work without it; the account logs its failure and retries
-        this.service?.start().catch(() => undefined);
-        resolve(addr);
-      });
-    }).then(async (addr) => {
-      if (config.adminListen && this.metrics) {
-        this.admin = new AdminServer({ metrics: this.metrics, host: this }, log);
-        try {
-          this.adminAddress = await this.admin.listen(config.adminListen);
-        } catch (err) {
-          await this.close(0);
-          throw Object.assign(err as Error, { flag: '--admin-listen' });
-        }
+    const common = { proxyProtocol: config.proxyProtocol, headerTimeout: config.headerTimeout, log };
+    const credentials = this.credentials;
+    try {
+      const tcp = await named('--listen', listenTcp({ ...common, endpoint: config.listen, accept: (c) => this.acceptTcp(c) }));
+      this.servers.push(tcp);
+      const addresses: ListenAddresses = { tcp: tcp.address() as net.AddressInfo };
+      if (config.listenTls) {
+        if (!credentials) throw new Error('--listen-tls needs a certificate');
+        // each connection takes the context of its moment: after a reload (SIGHUP), the new one
+        const direct = await named('--listen-tls', listenTcp({ ...common, endpoint: config.listenTls, directTls: () => credentials.context, accept: (c) => this.acceptTcp(c) }));
+        this.servers.push(direct);
+        addresses.tls = direct.address() as net.AddressInfo;
       }
-      return addr;
-    });
+      if (config.listenWs) {
+        const files = () => ({ cert: readFileSync(credentials!.certFile), key: readFileSync(credentials!.keyFile) });
+        const ws = await named('--listen-ws', listenWebSocket({
+          endpoint: config.listenWs,
+          path: config.wsPath,
+          ...(config.wsOrigins ? { origins: config.wsOrigins } : {}),
+          ...(credentials ? { tls: files() } : {}),
+          maxPayload: config.maxStanzaSize + WS_PAYLOAD_SLACK,
+          headerTimeout: config.headerTimeout,
+          log,
+          accept: (c) => this.acceptWs(c),
+        }));
+        this.ws = ws;
+        // wss: the HTTPS server takes the reloaded certificate for its next handshakes
+        credentials?.onReload(() => (ws.server as unknown as { setSecureContext?(o: object): void }).setSecureContext?.(files()));
+        addresses.ws = ws.server.address() as net.AddressInfo;
+      }
+      this.addresses = addresses;
+    } catch (err) {
+      await this.stopListening();
+      throw err;
+    }
+    const a = this.addresses;
+    const at = (x: net.AddressInfo) => `${x.address}:${x.port}`;
+    log.info(
+      {
+        listen: at(a.tcp),
+        ...(a.tls ? { listenTls: at(a.tls) } : {}),
+        ...(a.ws ? { listenWs: `${credentials ? 'wss' : 'ws'}://${at(a.ws)}${config.wsPath}` } : {}),
+        ...(config.proxyProtocol ? { proxyProtocol: true } : {}),
+        upstream: config.upstream.ws ?? `${config.upstream.tls ? 'tls' : 'tcp'}://${config.upstream.host}:${config.upstream.port}`,
+        clientTls: credentials ? (config.requireTls ? 'required' : 'offered') : 'none',
+        ...(this.service ? { serviceAccount: this.service.bare } : {}),
+      },
+      'listening',
+    );
+    if (!credentials) log.warn('no --tls-cert: clients connect in plaintext (fine for an in-pod sidecar, not on a network)');
+    // not awaited: sessions (§3, §4) work without it; the account logs its failure and retries
+    this.service?.start().catch(() => undefined);
+    if (config.adminListen && this.metrics) {
+      this.admin = new AdminServer({ metrics: this.metrics, host: this }, log);
+      try {
+        this.adminAddress = await this.admin.listen(config.adminListen);
+      } catch (err) {
+        await this.close(0);
+        throw Object.assign(err as Error, { flag: '--admin-listen' });
+      }
+    }
+    return a.tcp;
   }
 
-  private accept(socket: net.Socket): void {
-    const session = new Session(socket, {
+  private limits() {
+    return { maxSize: this.opts.config.maxStanzaSize, maxDepth: this.opts.config.maxDepth };
+  }
+
+  private acceptTcp(c: TcpAccepted): void {
+    this.accept({ framing: new TcpFraming(c.socket, this.limits()), remote: c.remote, secure: c.secure, ...(c.via ? { via: c.via } : {}) }, c.secure ? 'tls' : 'tcp');
+  }
+
+  private acceptWs(c: WsAccepted): void {
+    this.accept({ framing: new WsFraming(c.ws, this.limits()), remote: c.remote, secure: c.secure }, 'ws');
+  }
+
+  /** `label`: the transport as metrics name it (tcp: STARTTLS or plaintext; tls: direct TLS; ws) */
+  private accept(transport: ClientTransport, label: string): void {
+    const session = new Session(transport, {
       config: this.opts.config,
       rules: this.rules,
       log: this.opts.log,
       ...(this.credentials ? { credentials: this.credentials } : {}),
       ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
       ...(this.service ? { service: this.service } : {}),
-      transport: 'tcp',
+      transport: label,
       ...(this.metrics ? { meter: this.metrics } : {}),
       traceOf: (jid, log) => this.traceOf(jid, log),
       onGone: (s) => this.gone(s),
@@ -208,9 +271,7 @@ export class Proxy {
     const deadline = started + timeoutMs;
     this.draining = true;
     this.metrics?.draining.set(1);
-    const server = this.server;
-    this.server = undefined;
-    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const stopped = this.stopListening();
     const all = Promise.all([...this.sessions].map((s) => s.drain(deadline)));
     let timer: NodeJS.Timeout | undefined;
     // a little after the deadline: the sessions' own deadline closes their streams (~2 s more for a
@@ -236,20 +297,34 @@ export class Proxy {
     await Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, 100))]);
   }
 
+  private stopListening(): Promise<void> {
+    const servers = this.servers;
+    this.servers = [];
+    const ws = this.ws;
+    this.ws = undefined;
+    return Promise.all([...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))), ws?.close()]).then(() => undefined);
+  }
+
   /**
    * Stop accepting, send <system-shutdown/> to every client, wait (bounded) for the sessions to end,
    * then close the service account (after the sessions: their onClose hooks may still use it).
    */
   async close(graceMs = 3000): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const stopped = this.stopListening();
     const all = Promise.all([...this.sessions].map((s) => s.shutdown()));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
     await this.closeRest(stopped);
   }
+}
+
+/** A failure to listen (EADDRINUSE...) names the flag of that listener, for the CLI's one-line error. */
+function named<T>(flag: string, listening: Promise<T>): Promise<T> {
+  return listening.catch((err: NodeJS.ErrnoException & { flag?: string }) => {
+    err.flag = flag;
+    throw err;
+  });
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<{ proxy: Proxy; address: net.AddressInfo }> {

@@ -12,7 +12,7 @@ import { RawClient, connect, xml } from './harness/xmpp.js';
 t.test('--help names every flag and its environment variable', async (t) => {
   const r = runSync(['--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--muc-prefix', '--admin-listen', '--drain-timeout', '--trace', '--log-level', '--log-pretty', '--config']) {
+  for (const flag of ['--listen', '--upstream', '--upstream-tls', '--upstream-ca', '--upstream-insecure', '--tls-cert', '--tls-key', '--require-tls', '--max-stanza-size', '--max-depth', '--header-timeout', '--muc-history', '--muc-prefix', '--admin-listen', '--drain-timeout', '--trace', '--log-level', '--log-pretty', '--config', '--listen-tls', '--listen-ws', '--ws-path', '--ws-origin', '--proxy-protocol']) {
     t.match(r.stdout, flag, flag);
   }
   t.match(r.stdout, /XEP207_LISTEN/);
@@ -21,6 +21,9 @@ t.test('--help names every flag and its environment variable', async (t) => {
   t.match(r.stdout, /XEP207_HEADER_TIMEOUT/);
   for (const env of ['XEP207_ADMIN_LISTEN', 'XEP207_DRAIN_TIMEOUT', 'XEP207_TRACE', 'XEP207_CONFIG']) t.match(r.stdout, env, env);
   t.match(r.stdout, /SIGHUP reloads/);
+  t.match(r.stdout, /--listen-tls \[\[host:\]port\]/, 'the listeners take an optional argument');
+  t.match(r.stdout, /XEP207_LISTEN_WS/);
+  t.match(r.stdout, /XEP207_PROXY_PROTOCOL/);
 });
 
 t.test('a bad value exits 2 with one line naming the flag', async (t) => {
@@ -49,6 +52,15 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
     [['--upstream', 'tcp://127.0.0.1:5222', '--drain-timeout', '0'], {}, /--drain-timeout: expected seconds/],
     [['--upstream', 'tcp://127.0.0.1:5222', '--trace', 'capulet.lit'], {}, /--trace: expected a JID/],
     [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_TRACE: 'juliet@capulet.lit, not a jid' }, /--trace: expected a JID .*'not'/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--listen-tls'], {}, /--listen-tls: needs --tls-cert/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--listen-ws', '99999'], {}, /--listen-ws: port out of range/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_LISTEN_WS: 'here' }, /--listen-ws: expected \[host:\]port/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--ws-path', 'ws'], {}, /--ws-path: expected an absolute URL path/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--ws-origin', 'https://chat.example/app'], {}, /--ws-origin: not an origin/],
+    [['--upstream', 'tcp://127.0.0.1:5222', '--ws-origin', ' , '], {}, /--ws-origin: expected at least one origin/],
+    [['--upstream', 'tcp://127.0.0.1:5222'], { XEP207_PROXY_PROTOCOL: 'v2' }, /XEP207_PROXY_PROTOCOL/],
+    [['--upstream', 'ws://127.0.0.1:5280/ws', '--upstream-tls', 'require'], {}, /--upstream-tls: 'require' contradicts a ws:\/\/ upstream/],
+    [['--upstream', 'wss://127.0.0.1/ws', '--upstream-tls', 'off'], {}, /--upstream-tls: 'off' contradicts a wss:\/\/ upstream/],
     [['--nonsense'], {}, /unknown option '--nonsense'/],
   ];
   for (const [args, env, re] of cases) {
@@ -66,8 +78,25 @@ t.test('a bad value exits 2 with one line naming the flag', async (t) => {
   const adminBusy = runSync(['--listen', `127.0.0.1:${await freePort()}`, '--upstream', 'tcp://127.0.0.1:1', '--admin-listen', `127.0.0.1:${port}`]);
   t.equal(adminBusy.code, 2, 'admin port in use: exit 2');
   t.match(adminBusy.stderr, /--admin-listen: .*EADDRINUSE/);
+  const busyWs = runSync(['--listen', `127.0.0.1:${await freePort()}`, '--listen-ws', `127.0.0.1:${port}`, '--upstream', 'tcp://127.0.0.1:1']);
+  t.equal(busyWs.code, 2, 'the WebSocket port in use: exit 2');
+  t.match(busyWs.stderr, /--listen-ws: .*EADDRINUSE/, 'naming that listener');
   blocker.child.kill('SIGTERM');
   t.equal(await blocker.exited, 0);
+});
+
+t.test('--listen-tls, --listen-ws, --proxy-protocol from flags and the environment: the listening line', async (t) => {
+  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const tlsFiles = ['--tls-cert', join(CERTS, 'cert.pem'), '--tls-key', join(CERTS, 'key.pem')];
+  const proc = start(['--listen', `127.0.0.1:${p1}`, '--listen-tls', `127.0.0.1:${p2}`, '--upstream', 'tcp://127.0.0.1:1', ...tlsFiles], { XEP207_LISTEN_WS: `127.0.0.1:${p3}`, XEP207_WS_PATH: '/xmpp', XEP207_PROXY_PROTOCOL: 'on' });
+  t.teardown(() => proc.child.kill('SIGKILL'));
+  const l = await proc.waitLog((l) => l.msg === 'listening');
+  t.equal(l.listen, `127.0.0.1:${p1}`);
+  t.equal(l.listenTls, `127.0.0.1:${p2}`);
+  t.equal(l.listenWs, `wss://127.0.0.1:${p3}/xmpp`, 'wss: the certificate is the WebSocket listener\'s too');
+  t.equal(l.proxyProtocol, true);
+  proc.child.kill('SIGTERM');
+  t.equal(await proc.exited, 0);
 });
 
 t.test('--header-timeout: a client stalling in its stream header is cut off after that time', async (t) => {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
 import type { StreamError } from '../stream/errors.js';
-import { streamHeader } from '../session/backend-leg.js';
+import { TcpFraming } from '../stream/framing-tcp.js';
 
 export interface Readiness {
   ready: boolean;
@@ -50,8 +50,8 @@ export function probeBackend(config: Config, domain: string, timeoutMs = PROBE_T
         onViolation: (err: StreamError) => done({ ready: false, reason: `the backend sent bad XML: ${err.message}` }),
         onClose: (err?: Error) => done({ ready: false, reason: `connection closed${err ? `: ${err.message}` : ''}` }),
       };
-      stream = new XmlStream(socket, events, { maxSize: 1 << 20, maxDepth: 64 });
-      stream.sendRaw(streamHeader({ to: domain, version: '1.0' }));
+      stream = new XmlStream(new TcpFraming(socket, { maxSize: 1 << 20, maxDepth: 64 }), events);
+      stream.sendHeader({ to: domain, version: '1.0' });
     });
     socket.once('error', (err) => done({ ready: false, reason: `cannot reach ${host}:${port}: ${err.message}` }));
   });

@@ -1,5 +1,6 @@
-// The proxy's connection to the backend for one client: connect (TCP or direct TLS), open the stream
-// to the client's domain, STARTTLS when offered (per --upstream-tls), and restart after SASL success.
+// The proxy's connection to the backend for one client: connect (TCP, direct TLS, or WebSocket for a
+// backend reachable only that way), open the stream to the client's domain, STARTTLS when offered
+// (per --upstream-tls; TCP only), and restart after SASL success.
 // After that it is a pipe of elements; the session decides what they mean.
 import net from 'node:net';
 import tls from 'node:tls';
@@ -7,6 +8,9 @@ import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
+import { WebSocket, type ClientOptions } from 'ws';
+import { TcpFraming } from '../stream/framing-tcp.js';
+import { WsFraming } from '../stream/framing-ws.js';
 import { StreamError, isStreamErrorCondition, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import { NS_STREAMS, NS_TLS } from '../xmpp/ns.js';
@@ -46,15 +50,11 @@ interface Waiter {
 /** Backend stanzas are trusted more than a client's but still bounded. */
 const UPSTREAM_MAX_SIZE = 16 * 1024 * 1024;
 const UPSTREAM_MAX_DEPTH = 4096;
-
-export function streamHeader(attrs: Record<string, string>): string {
-  let s = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'";
-  for (const [k, v] of Object.entries(attrs)) s += ` ${k}='${v.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;')}'`;
-  return s + '>';
-}
+const UPSTREAM_LIMITS = { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH };
 
 export class BackendLeg implements StreamEvents {
   stream: XmlStream | undefined;
+  private framing: TcpFraming | undefined;
   features: Element | undefined;
   /** the backend's stream id (for logs) */
   streamId: string | undefined;
@@ -73,12 +73,20 @@ export class BackendLeg implements StreamEvents {
 
   /** Connect and negotiate up to the pre-authentication features; resolves with them. */
   async open(): Promise<Element> {
-    const { host, port, tls: direct } = this.config.upstream;
+    const { host, port, tls: direct, ws: wsUrl } = this.config.upstream;
     const deadline = setTimeout(() => this.fail(new BackendUnavailable(`backend did not open a stream within ${this.config.connectTimeout} ms`)), this.config.connectTimeout);
     try {
+      if (wsUrl) {
+        const ws = await this.connectWs(wsUrl);
+        this.secure = direct;
+        this.stream = new XmlStream(new WsFraming(ws, UPSTREAM_LIMITS), this);
+        this.features = await this.openStream();
+        return this.features;
+      }
       const socket = await this.connect(host, port, direct);
       this.secure = direct;
-      this.stream = new XmlStream(socket, this, { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH });
+      this.framing = new TcpFraming(socket, UPSTREAM_LIMITS);
+      this.stream = new XmlStream(this.framing, this);
       let features = await this.openStream();
       if (!direct && this.config.upstreamTls !== 'off') {
         if (hasStartTls(features)) {
@@ -116,13 +124,43 @@ export class BackendLeg implements StreamEvents {
 
   /** the socket while connecting, so that a deadline can destroy it */
   private pendingSocket: net.Socket | undefined;
+  private pendingWs: WebSocket | undefined;
+
+  /**
+   * RFC 7395 to the backend: subprotocol xmpp (ws rejects an answer without it), no compression,
+   * the certificate verified for the client's domain as on the other upstreams.
+   */
+  private connectWs(url: string): Promise<WebSocket> {
+    return new Promise((resolve, reject) => {
+      const options = {
+        servername: this.domain, // ws hands it to tls.connect
+        ...this.verifyOptions(),
+        perMessageDeflate: false,
+        maxPayload: UPSTREAM_MAX_SIZE,
+        handshakeTimeout: this.config.connectTimeout,
+      } as ClientOptions;
+      const ws = new WebSocket(url, 'xmpp', options);
+      const onError = (err: Error) => reject(new BackendUnavailable(`cannot reach backend ${url}: ${err.message}`));
+      ws.once('open', () => {
+        ws.off('error', onError);
+        resolve(ws);
+      });
+      ws.once('error', onError);
+      ws.once('unexpected-response', (_req, res) => {
+        reject(new BackendUnavailable(`backend ${url} answered the WebSocket handshake with HTTP ${res.statusCode}`));
+        ws.terminate();
+      });
+      ws.once('close', () => this.events.onBackendGone());
+      this.pendingWs = ws;
+    });
+  }
 
   private verifyOptions(): tls.ConnectionOptions {
     return { rejectUnauthorized: !this.config.upstreamInsecure, ...(this.tlsOptions.ca ? { ca: this.tlsOptions.ca } : {}) };
   }
 
   private sendHeader(): void {
-    this.stream!.sendRaw(streamHeader({ to: this.domain, version: '1.0', 'xml:lang': this.lang }));
+    this.stream!.sendHeader({ to: this.domain, version: '1.0', 'xml:lang': this.lang });
   }
 
   private openStream(): Promise<Element> {
@@ -144,7 +182,7 @@ export class BackendLeg implements StreamEvents {
       });
     });
     this.secure = true;
-    this.log.debug({ protocol: (this.stream!.socket as tls.TLSSocket).getProtocol?.() }, 'backend TLS established');
+    this.log.debug({ protocol: (this.framing!.socket as tls.TLSSocket).getProtocol?.() }, 'backend TLS established');
     return this.openStream();
   }
 
@@ -169,7 +207,10 @@ export class BackendLeg implements StreamEvents {
     this.ended = true;
     this.rejectWaiter(new BackendUnavailable('closing'));
     if (this.stream) this.stream.close();
-    else this.pendingSocket?.destroy();
+    else {
+      this.pendingSocket?.destroy();
+      this.pendingWs?.terminate();
+    }
   }
 
   /**
@@ -192,7 +233,10 @@ export class BackendLeg implements StreamEvents {
     this.rejectWaiter(err);
     this.ended = true;
     if (this.stream) this.stream.destroy();
-    else this.pendingSocket?.destroy(err); // rejects the pending connect
+    else {
+      this.pendingSocket?.destroy(err); // rejects the pending connect
+      this.pendingWs?.terminate();
+    }
   }
 
   // ---- the stream's events ----

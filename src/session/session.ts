@@ -10,19 +10,19 @@
 //   bound   -> every stanza goes through the rule lanes
 //   closed
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
+import type { Framing } from '../stream/framing.js';
 import { StreamError, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
 import type { Rule, ServiceRequester } from '../rules/types.js';
 import { parseJid, isDomain, type JID } from '../xmpp/jid.js';
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from '../xmpp/ns.js';
 import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
-import { BackendLeg, BackendUnavailable, streamHeader, type BackendLegEvents, type LegEnd } from './backend-leg.js';
+import { BackendLeg, BackendUnavailable, type BackendLegEvents, type LegEnd } from './backend-leg.js';
 import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
 import { Lane, type Direction, type LaneHost } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
@@ -59,6 +59,18 @@ export function ruleTable(rules: readonly Rule[]): RuleTable {
     onClose: rules.filter((r) => r.onClose),
     features: rules.flatMap((r) => r.features ?? []),
   };
+}
+
+/** The client's side of a session, as a listener accepted it. */
+export interface ClientTransport {
+  /** how its stream is carried (framing-tcp.ts, framing-ws.ts): the session never asks which */
+  framing: Framing;
+  /** the client's address, `host:port` (from the PROXY protocol header when there is one) */
+  remote: string;
+  /** the load balancer's `host:port`, when a PROXY protocol header named the client */
+  via?: string;
+  /** already encrypted (direct TLS, wss): no STARTTLS offered */
+  secure: boolean;
 }
 
 export interface SessionDeps {
@@ -124,16 +136,15 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private trace: RewriteTrace | undefined;
 
   constructor(
-    socket: Socket,
+    transport: ClientTransport,
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.log.child({ sid: this.id });
     this.traceOn = deps.log.isLevelEnabled('trace');
-    this.transport = deps.transport ?? 'tcp';
+    this.transport = deps.transport ?? transport.framing.kind;
     deps.meter?.opened(this.transport);
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
-    this.client = new XmlStream(socket, this, { maxSize: deps.config.maxStanzaSize, maxDepth: deps.config.maxDepth });
+    this.clientSecure = transport.secure;
+    this.client = new XmlStream(transport.framing, this);
     const meter = deps.meter;
     this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString(), meter ? () => meter.requestTimedOut() : undefined);
     this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
@@ -143,13 +154,13 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       this.streamError('connection-timeout', `${this.phase === 'header' ? 'stream header' : 'element'} not completed in time`),
     );
     this.headerClock.start();
-    this.log.info({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'client connected');
+    this.log.info({ remote: transport.remote, ...(transport.via ? { via: transport.via } : {}), transport: transport.framing.kind, secure: transport.secure }, 'client connected');
   }
 
   // ---- the client's stream header ------------------------------------------------------------
 
-  private ourHeader(): string {
-    return streamHeader({ id: randomBytes(9).toString('base64url'), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang });
+  private ourHeader(): Record<string, string> {
+    return { id: randomBytes(9).toString('base64url'), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang };
   }
 
   // ---- the client stream's events (StreamEvents) ----
@@ -176,14 +187,14 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (!/^[0-9]+\.[0-9]+$/.test(version) || Number(version.split('.')[0]) < 1) {
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
-    this.client.sendRaw(this.ourHeader());
+    this.client.sendHeader(this.ourHeader());
     if (this.authenticated) {
       this.phase = 'authed';
       void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));
     } else {
       this.phase = 'preauth';
       if (!this.backend) this.backendReady = this.openBackend();
-      const offerStartTls = Boolean(this.deps.credentials) && !this.clientSecure;
+      const offerStartTls = Boolean(this.deps.credentials) && !this.clientSecure && this.client.canUpgrade;
       void this.sendFeatures(this.backendReady!, (f) => {
         this.mechanisms = mechanismsOf(f);
         return preAuthFeatures(f, { offerStartTls, requireTls: offerStartTls && this.deps.config.requireTls });
@@ -249,7 +260,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private preauthElement(s: Stanza): void {
     if (s.name === 'starttls' && s.attrs.xmlns === NS_TLS) {
       const credentials = this.deps.credentials;
-      if (!credentials || this.clientSecure) {
+      if (!credentials || this.clientSecure || !this.client.canUpgrade) {
         this.client.sendRaw(`<failure xmlns='${NS_TLS}'/>`);
         this.client.close();
         return;

@@ -82,10 +82,17 @@ export class Tokenizer {
   private epoch = 0;
   private closed = false;
 
+  /**
+   * `framed`: top-level elements with no stream around them (RFC 7395: each WebSocket message holds
+   * one; the framing maps <open/> and <close/>): never a stream header, never a stream end tag.
+   */
   constructor(
     private readonly handler: TokenizerHandler,
     private readonly limits: TokenizerLimits,
-  ) {}
+    private readonly framed = false,
+  ) {
+    if (framed) this.level = 1;
+  }
 
   /** Feed bytes (latin1-held). Throws StreamError on a violation; the tokenizer is then closed. */
   write(chunk: string): void {
@@ -111,7 +118,7 @@ export class Tokenizer {
       this.buf = '';
       this.pos = 0;
     }
-    this.level = 0;
+    this.level = this.framed ? 1 : 0;
     this.depth = 0;
     this.start = -1;
     this.names = NO_NAMES;
@@ -263,7 +270,7 @@ export class Tokenizer {
     while (nameEnd > lt + 2 && isWhitespace(buf.charCodeAt(nameEnd - 1))) nameEnd--;
     const name = buf.slice(lt + 2, nameEnd);
     if (this.depth === 0) {
-      if (this.level === 1 && name === this.streamName) {
+      if (this.level === 1 && !this.framed && name === this.streamName) {
         this.level = 0;
         this.closed = true;
         this.handler.onStreamEnd();

@@ -25,6 +25,8 @@ export interface Backend {
   tlsPort?: number;
   /** the server process's pid, where known (the benchmark pins it to a CPU and reads its CPU time) */
   pid?(): number | undefined;
+  /** its XMPP over WebSocket endpoint (RFC 7395), ws:// on loopback */
+  wsUrl: string;
   /** run folder (config, logs, data) */
   dir: string;
   register(user: string, domain: string, password: string): Promise<void>;

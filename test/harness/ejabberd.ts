@@ -26,13 +26,14 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
   for (const d of ['spool', 'logs', 'run', 'etc', 'modules', 'certs']) mkdirSync(join(dir, d));
   copyFileSync(join(CERTS, 'combined.pem'), join(dir, 'certs', 'combined.pem'));
   copyFileSync('/etc/ejabberd/inetrc', join(dir, 'etc', 'inetrc'));
-  const [port, plainPort, tlsPort, distPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, plainPort, tlsPort, distPort, httpPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const node = `xep207-${randomBytes(4).toString('hex')}@localhost`;
   const values = {
     DIR: dir,
     C2S_PORT: port,
     PLAIN_PORT: plainPort,
     TLS_PORT: tlsPort,
+    HTTP_PORT: httpPort,
     DIST_PORT: distPort,
     NODE: node,
     COOKIE: randomBytes(12).toString('hex'),
@@ -90,6 +91,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend
         return undefined;
       }
     },
+    wsUrl: `ws://127.0.0.1:${httpPort}/ws`,
     dir,
     logFile,
     register: async (user, domain, password) => {
@@ -130,8 +132,18 @@ async function registerOverRpc(node: string, cookie: string, distPort: number, u
   const expr =
     `Bad = [{U, R} || {U, H, P} <- [${list}], R <- [rpc:call('${node}', ejabberd_auth, try_register, [U, H, P])], R =/= ok],` +
     ` io:format("~p~n", [Bad]), halt(case Bad of [] -> 0; _ -> 1 end).`;
-  const name = `reg${randomBytes(4).toString('hex')}@localhost`;
-  await run('erl', ['-sname', name, '-hidden', '-noinput', '-setcookie', cookie, '-erl_epmd_port', String(distPort), '-start_epmd', 'false', '-dist_listen', 'false', '-eval', expr]);
+  // the c2s port can accept before the auth tables exist on a loaded machine ({no_exists, passwd,
+  // storage_type}): a few retries then
+  for (let attempt = 1; ; attempt++) {
+    const name = `reg${randomBytes(4).toString('hex')}@localhost`;
+    try {
+      await run('erl', ['-sname', name, '-hidden', '-noinput', '-setcookie', cookie, '-erl_epmd_port', String(distPort), '-start_epmd', 'false', '-dist_listen', 'false', '-eval', expr]);
+      return;
+    } catch (err) {
+      if (attempt >= 10 || !/no_exists/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 function alive(pid: number): boolean {

@@ -45,11 +45,12 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Backend> 
     copyFileSync(join(CERTS, 'cert.pem'), join(dir, 'certs', `${h}.crt`));
     copyFileSync(join(CERTS, 'key.pem'), join(dir, 'certs', `${h}.key`));
   }
-  const port = await freePort();
+  const [port, httpPort] = [await freePort(), await freePort()];
   const config = join(dir, 'prosody.cfg.lua');
   fillTemplate(join(TEMPLATES, 'prosody.cfg.lua'), config, {
     DIR: dir,
     C2S_PORT: port,
+    HTTP_PORT: httpPort,
     STORAGE: storage,
     LOGLEVEL: opts.loglevel ?? 'info',
     TLS_PROTOCOL: opts.tlsProtocol ?? 'tlsv1_2+',
@@ -89,6 +90,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<Backend> 
     kind: 'prosody',
     host: '127.0.0.1',
     port,
+    wsUrl: `ws://127.0.0.1:${httpPort}/xmpp-websocket`,
     dir,
     logFile,
     register,

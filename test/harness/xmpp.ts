@@ -27,12 +27,14 @@ export interface ConnectOptions {
   mechanism?: string;
   /** false: refuse to use STARTTLS even if offered (the library then stays in plaintext) */
   tls?: boolean;
+  /** another service than xmpp://127.0.0.1:port: xmpps://… (direct TLS), ws://… or wss://… (WebSocket) */
+  service?: string;
 }
 
 /** Connect and log in with @xmpp/client; resolves once online. Stanzas are collected in `received`. */
 export async function connect(opts: ConnectOptions): Promise<XmppClient & { received: Element[] }> {
   const c = xmppClient({
-    service: `xmpp://127.0.0.1:${opts.port}`,
+    service: opts.service ?? `xmpp://127.0.0.1:${opts.port}`,
     domain: opts.domain,
     resource: opts.resource ?? 'test',
     timeout: 10_000, // SCRAM with 10,000 iterations on a loaded 2-core machine can take seconds
@@ -112,6 +114,25 @@ export class RawClient {
     });
   }
 
+  /**
+   * Connect with `preface` written first (a PROXY protocol header), then with `directTls` a TLS
+   * handshake (XEP-0368), verifying the test certificate for capulet.lit.
+   */
+  static async connectWith(port: number, opts: { preface?: Buffer; directTls?: boolean; alpn?: string[] }): Promise<RawClient> {
+    const plain = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+      s.once('error', reject);
+    });
+    if (opts.preface) plain.write(opts.preface);
+    if (!opts.directTls) return new RawClient(plain);
+    const secure = tls.connect({ socket: plain, servername: 'capulet.lit', ca: readFileSync(join(CERTS, 'ca.pem')), ...(opts.alpn ? { ALPNProtocols: opts.alpn } : {}) });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+    });
+    return new RawClient(secure);
+  }
+
   send(text: string | Buffer): void {
     this.socket.write(text);
   }
@@ -166,8 +187,8 @@ export class RawClient {
   }
 
   /** Open, (STARTTLS,) PLAIN up to SASL success: what comes next is the client's restart header. */
-  static async authenticated(port: number, domain: string, user: string, password: string, useTls = true): Promise<RawClient> {
-    const c = await RawClient.connect(port);
+  static async authenticated(port: number | RawClient, domain: string, user: string, password: string, useTls = true): Promise<RawClient> {
+    const c = typeof port === 'number' ? await RawClient.connect(port) : port;
     c.send(HEADER(domain));
     await c.expect(/<\/stream:features>/);
     if (useTls && /<starttls/.test(c.data)) {
@@ -184,7 +205,7 @@ export class RawClient {
   }
 
   /** Open, (STARTTLS,) PLAIN, bind: a logged-in raw session. */
-  static async login(port: number, domain: string, user: string, password: string, resource = 'raw', useTls = true): Promise<RawClient> {
+  static async login(port: number | RawClient, domain: string, user: string, password: string, resource = 'raw', useTls = true): Promise<RawClient> {
     const c = await RawClient.authenticated(port, domain, user, password, useTls);
     c.send(HEADER(domain));
     await c.expect(/<\/stream:features>/);

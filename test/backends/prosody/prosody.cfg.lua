@@ -11,17 +11,20 @@ certificates = "@DIR@/certs"
 ssl = { protocol = "@TLS_PROTOCOL@" }
 admins = { }
 
--- loopback only, one c2s port (STARTTLS), nothing else listening
+-- loopback only: one c2s port (STARTTLS), one HTTP port for XMPP over WebSocket (the --upstream ws:// tests)
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_ports = { @C2S_PORT@ }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
 component_ports = { }
-http_ports = { }
+http_ports = { @HTTP_PORT@ }
+http_interfaces = { "127.0.0.1" }
 https_ports = { }
 
-modules_enabled = { "pep"; "disco"; "ping"; "saslauth"; "tls"; }
+modules_enabled = { "pep"; "disco"; "ping"; "saslauth"; "tls"; "websocket"; }
+-- loopback: a ws:// session counts as encrypted, as c2s here does not require it either
+consider_websocket_secure = true
 -- a roster is one item per contact in a PEP node: allow more than the default 256 items per node
 pep_max_items = 5000
 modules_disabled = { "roster"; "offline"; "s2s"; }

@@ -1,0 +1,149 @@
+// XMPP over TCP (RFC 6120): the stream is one XML document over a byte stream. Bytes are checked
+// (UTF-8, control characters) and tokenized; what we send is written as one socket write per flush
+// (one syscall, one TLS record where it fits). STARTTLS swaps the socket for a TLS one.
+import { isUtf8 } from 'node:buffer';
+import type { Socket } from 'node:net';
+import { FORBIDDEN_CONTROL } from './chars.js';
+import { StreamError } from './errors.js';
+import type { Framing, FramingSink } from './framing.js';
+import { NS_STREAM, Tokenizer, type TokenizerLimits } from './tokenizer.js';
+import type { Attrs } from './xml.js';
+
+/** `<?xml?><stream:stream ...>` in jabber:client with these attributes (values escaped). */
+export function streamHeader(attrs: Attrs): string {
+  let s = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAM}'`;
+  for (const [k, v] of Object.entries(attrs)) s += ` ${k}='${v.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;')}'`;
+  return s + '>';
+}
+
+export class TcpFraming implements Framing {
+  readonly kind = 'tcp';
+  readonly footer = '</stream:stream>';
+  socket: Socket;
+  bytesIn = 0;
+  private sink!: FramingSink;
+  private tokenizer!: Tokenizer;
+  private carry: Buffer | null = null;
+  private closed = false;
+
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  private readonly onDrain = () => this.sink.onBackpressure(false);
+  private readonly onCloseEvt = () => this.sink.onClose();
+  private readonly onErrorEvt = (err: Error) => {
+    this.socket.destroy();
+    this.sink.onClose(err);
+  };
+
+  constructor(
+    socket: Socket,
+    private readonly limits: TokenizerLimits,
+  ) {
+    this.socket = socket;
+  }
+
+  attach(sink: FramingSink): void {
+    this.sink = sink;
+    this.tokenizer = new Tokenizer(sink, this.limits);
+    this.listen(this.socket);
+  }
+
+  header(attrs: Attrs): string {
+    return streamHeader(attrs);
+  }
+
+  private listen(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('close', this.onCloseEvt);
+    socket.on('error', this.onErrorEvt);
+  }
+
+  private unlisten(socket: Socket): void {
+    socket.off('data', this.onData);
+    socket.off('drain', this.onDrain);
+    socket.off('close', this.onCloseEvt);
+    socket.off('error', this.onErrorEvt);
+  }
+
+  /** Bytes that arrived before the switch are dropped and parsing restarts (RFC 6120 §5.4.3.3). */
+  upgrade(wrap: (plain: Socket) => Socket): Socket {
+    this.unlisten(this.socket);
+    this.carry = null;
+    this.tokenizer.reset(false);
+    this.socket = wrap(this.socket);
+    this.listen(this.socket);
+    return this.socket;
+  }
+
+  restart(): void {
+    this.tokenizer.reset(true);
+  }
+
+  stopParsing(): void {
+    this.tokenizer.close();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    this.bytesIn += chunk.length;
+    try {
+      this.tokenizer.write(this.decode(chunk));
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      this.sink.onViolation(err);
+      return;
+    }
+    this.sink.onChunk(this.tokenizer.partial);
+  }
+
+  /**
+   * Check a chunk and hand it over as a latin1-held byte string. A UTF-8 sequence split across
+   * chunks is carried to the next chunk; invalid UTF-8 and C0 control characters are rejected here,
+   * so the tokenizer deals only in valid characters.
+   */
+  private decode(chunk: Buffer): string {
+    let data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = null;
+    let cut = data.length;
+    for (let k = 1; k <= 3 && k <= data.length; k++) {
+      const b = data[data.length - k]!;
+      if ((b & 0xc0) === 0x80) continue; // continuation byte: look further back for the lead byte
+      if (b >= 0xc0) {
+        const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+        if (need > k) cut = data.length - k;
+      }
+      break;
+    }
+    if (cut < data.length) {
+      this.carry = Buffer.from(data.subarray(cut));
+      data = data.subarray(0, cut);
+    }
+    if (!isUtf8(data)) throw new StreamError('not-well-formed', 'invalid UTF-8');
+    const bytes = data.toString('latin1');
+    if (FORBIDDEN_CONTROL.test(bytes)) throw new StreamError('not-well-formed', 'control character');
+    return bytes;
+  }
+
+  write(units: readonly string[]): boolean {
+    if (this.closed) return true;
+    return this.socket.write(units.length === 1 ? units[0]! : units.join(''), 'latin1');
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.tokenizer.close();
+    this.socket.destroy();
+  }
+}
