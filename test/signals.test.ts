@@ -1,7 +1,8 @@
 // Issue 9 point 6 on both backends, with the xep207-proxy command itself: SIGTERM drains (a contact
 // on another proxy sees the leaving user go unavailable before that user's stream is shut down, and
 // a backend that stops answering does not hold the exit beyond --drain-timeout), SIGHUP reloads the
-// TLS certificate (a new connection gets the new one while an old session stays up).
+// TLS certificate (a new connection gets the new one, over STARTTLS, direct TLS and wss, while an old
+// session stays up).
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -40,6 +41,15 @@ async function offeredCertificate(port: number): Promise<string> {
   await raw.expect(/<proceed/);
   raw.socket.removeAllListeners('data');
   const secure = tls.connect({ socket: raw.socket, servername: 'capulet.lit', rejectUnauthorized: false });
+  await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+  const fp = secure.getPeerCertificate().fingerprint256;
+  secure.destroy();
+  return fp;
+}
+
+/** The certificate a TLS listener (direct TLS, wss) offers from the first byte. */
+async function directCertificate(port: number): Promise<string> {
+  const secure = tls.connect({ host: '127.0.0.1', port, servername: 'capulet.lit', rejectUnauthorized: false, ALPNProtocols: ['xmpp-client', 'http/1.1'] });
   await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
   const fp = secure.getPeerCertificate().fingerprint256;
   secure.destroy();
@@ -131,8 +141,11 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const key = join(dir, 'key.pem');
       copyFileSync(join(CERTS, 'cert.pem'), cert);
       copyFileSync(join(CERTS, 'key.pem'), key);
-      const { proc, port } = await proxyProcess(t, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem'), '--tls-cert', cert, '--tls-key', key]);
+      const [tlsPort, wsPort] = [await freePort(), await freePort()];
+      const { proc, port } = await proxyProcess(t, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem'), '--tls-cert', cert, '--tls-key', key, '--listen-tls', `127.0.0.1:${tlsPort}`, '--listen-ws', `127.0.0.1:${wsPort}`]);
       const oldFp = fingerprint(readFileSync(cert, 'utf8'));
+      t.equal(await directCertificate(tlsPort), oldFp, 'direct TLS: the old certificate before the reload');
+      t.equal(await directCertificate(wsPort), oldFp, 'wss: the old certificate before the reload');
       const old = await RawClient.login(port, 'capulet.lit', 'juliet', PASSWORD, 'before-hup');
       t.equal((old.socket as tls.TLSSocket).getPeerCertificate().fingerprint256, oldFp, 'the old session has the old certificate');
 
@@ -145,6 +158,8 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       proc.child.kill('SIGHUP');
       await proc.waitLog((l) => l.msg === 'TLS certificate reloaded');
       t.equal(await offeredCertificate(port), newFp, 'a new connection gets the new certificate');
+      t.equal(await directCertificate(tlsPort), newFp, 'and over direct TLS (XEP-0368)');
+      t.equal(await directCertificate(wsPort), newFp, 'and over wss');
       old.send("<iq type='get' id='still-there' to='capulet.lit'><ping xmlns='urn:xmpp:ping'/></iq>");
       await old.expect(/<iq[^>]*id=["']still-there["'][^>]*type=["']result["']|<iq[^>]*type=["']result["'][^>]*id=["']still-there["']/);
       t.pass('the old session is still up');

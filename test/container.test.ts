@@ -1,6 +1,6 @@
 // Issue 9 point 7: the container image, without a container runtime. The Dockerfile is read here
 // and its final stage's command line (ENTRYPOINT), environment (ENV) and HEALTHCHECK are run
-// directly, /app standing for this checkout, in front of a real ejabberd: what the image does when
+// directly, /app standing for this checkout, in front of a real ejabberd and a real Prosody: what the image does when
 // started is what this test does. The build itself is checked as far as it can be without Docker:
 // what the stages copy exists, the build stage's TypeScript project compiles, the run stage takes
 // production dependencies only and is not root.
@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { OPTIONS, envName } from '../src/config.js';
 import { CERTS, ROOT, freePort } from './harness/common.js';
 import { startEjabberd } from './harness/ejabberd.js';
+import { startProsody } from './harness/prosody.js';
 import { cleanEnv, start } from './harness/cli.js';
 import { connect, xml } from './harness/xmpp.js';
 import { parsePrometheus, sample } from './harness/admin.js';
@@ -84,8 +85,9 @@ t.test('the Dockerfile: multi-stage, slim Node 20, production dependencies, not 
   t.pass('tsconfig.build.json compiles');
 });
 
-t.test("the image's command and environment in front of ejabberd", async (t) => {
-  const backend = await startEjabberd({ users: [['juliet', 'capulet.lit', 'secret']] });
+for (const kind of ['ejabberd', 'prosody'] as const) t.test(`the image's command and environment in front of ${kind}`, async (t) => {
+  const users: Array<[string, string, string]> = [['juliet', 'capulet.lit', 'secret']];
+  const backend = kind === 'ejabberd' ? await startEjabberd({ users }) : await startProsody({ users });
   t.teardown(() => backend.stop());
   const entrypoint = local(JSON.parse(instr(final, 'ENTRYPOINT')[0]!) as string[]);
   const health = local(JSON.parse(/CMD (\[.*\])$/.exec(instr(final, 'HEALTHCHECK')[0]!)![1]!) as string[]);
