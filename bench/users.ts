@@ -16,7 +16,9 @@
 //            middlebox CPU-second
 //   latency  one message to oneself at a time, through the middlebox and directly, in alternating
 //            blocks: the middlebox's added round-trip time
-// CPU time, RSS and system calls come from /proc (the proxy is a plain CLI process).
+// CPU time, RSS and system calls come from /proc (the proxy is a plain CLI process). Between
+// phases the bench waits for ejabberd and the middlebox to go quiet (closes of thousands of proxied
+// sessions are publishes the backend works through for a while).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
@@ -179,6 +181,23 @@ async function closeAll(sessions: Session[]): Promise<void> {
   await sleep(QUICK ? 1000 : 2500); // the middlebox and the backend finish their closes
 }
 
+/**
+ * Wait until `pid` (the backend, the middlebox) uses under 5% of a CPU over half a second, at most
+ * 120 s: thousands of proxied sessions closing leave the backend their unavailability publishes and
+ * retractions to process, which the next phase must not be charged with.
+ */
+async function quiet(pids: Array<number | undefined>): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (const pid of pids) {
+    if (pid === undefined) continue;
+    for (;;) {
+      const a = cpuSeconds(procStats(pid).cpu);
+      await sleep(500);
+      if (cpuSeconds(procStats(pid).cpu) - a < 0.025 || Date.now() > deadline) break;
+    }
+  }
+}
+
 async function loginPhase(box: Box, beam: number | undefined, users: string[], concurrency: number, tag: string): Promise<{ phase: LoginPhase; sessions: Session[] }> {
   const b0 = beam ? procStats(beam) : undefined;
   const s0 = await box.stats();
@@ -289,13 +308,16 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await fresh.stop();
       }
       log(`  ${name.padEnd(9)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
+      await quiet([beam]);
       const box = await start(name);
       try {
         const users = loginUsers(name);
         const first = await loginPhase(box, beam, users, concurrency, 'first');
         await closeAll(first.sessions);
+        await quiet([beam, box.pid]);
         const second = await loginPhase(box, beam, users, concurrency, 'second');
         await closeAll(second.sessions);
+        await quiet([beam, box.pid]);
         const fmt = (p: LoginPhase) =>
           `${p.perSecond.toFixed(0)} logins/s, bound p50 ${(p.bound.p50us / 1e3).toFixed(1)} ms p99 ${(p.bound.p99us / 1e3).toFixed(1)} ms, presence p50 ${(p.presence.p50us / 1e3).toFixed(1)} ms p99 ${(p.presence.p99us / 1e3).toFixed(1)} ms${p.noPresence ? ` (${p.noPresence} without)` : ''}, CPU per login ${(p.cpuPerLoginUs / 1e3).toFixed(2)} ms (ejabberd ${(p.backendCpuPerLoginUs / 1e3).toFixed(2)} ms)`;
         log(`  ${name.padEnd(9)} first login:  ${fmt(first.phase)}`);

@@ -18,9 +18,14 @@ const isDiscoInfo = (iq: Element) => iq.getChild('query')?.attrs.xmlns === 'http
 
 /** Log in juliet with the account rule; `fail` may answer a request with an error instead. */
 async function setup(fail: (iq: Element) => Answer, policy = FAST) {
-  // disco#items lists no node: every node is created
-  const noNodes = (iq: Element): Answer =>
-    iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items' ? xml('iq', { type: 'result' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })) : undefined;
+  // a first login: no node exists (items: item-not-found) until created, so every node is created
+  const made = new Set<string>();
+  const noNodes = (iq: Element): Answer => {
+    const created = createOf(iq);
+    if (created) made.add(created);
+    const items = iq.getChild('pubsub')?.getChild('items')?.attrs.node as string | undefined;
+    return items && !made.has(items) ? new StanzaError('item-not-found') : undefined;
+  };
   const rec = recordingContext('juliet@capulet.lit/balcony', { answer: (iq) => fail(iq) ?? noNodes(iq) });
   const rule = accountRule('auto', { change: [], available: [] }, policy);
   await rule.onBound!(rec.ctx);

@@ -150,13 +150,24 @@ export function revokeNodes(account: Account, contact: string): Promise<void> {
 }
 
 /**
- * At login: every PEP node of the user that the proxy has not classified yet (made before the proxy
- * was in front of the backend, or while a setup failed) is classified from its configuration; each
- * readable node's members are set to the roster's audience; registered nodes that are gone are
- * forgotten.
+ * At login: each registered node's members are set to the roster's audience, registered nodes that
+ * are gone are forgotten; at the first login through the proxy, every PEP node of the user made
+ * before the proxy was in front of the backend is classified from its configuration.
  */
 export async function reconcile(account: Account): Promise<void> {
   const nodes = await registry(account);
+  if (!account.createdNodes.has(NODE_PEP)) {
+    // the user's nodes are listed only at the login that made the registry (the first through the
+    // proxy: nodes made before it are classified then); later, the registered ones are synced by
+    // name: ejabberd answers a listing (disco#items of the user) by scanning every PEP node it holds
+    for (const node of nodes.keys()) {
+      await sync(account, node).catch(async (err: unknown) => {
+        if (missing(err)) await unrecord(account, node);
+        else account.ctx.log.warn({ node, err: String(err) }, 'PEP node reconcile failed');
+      });
+    }
+    return;
+  }
   const res = await account.ctx.request(ps.discoItems(account.bare));
   const existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? []);
   for (const node of nodes.keys()) if (!existing.has(node)) await unrecord(account, node);

@@ -28,19 +28,25 @@ export interface Recorder {
 export function recordingContext(jid: string, opts: { identity?: string; answer?: (iq: Element) => Answer } = {}): Recorder {
   const full = jidLib.parse(jid);
   const rec: Recorder = { toClient: [], toBackend: [], requests: [], nodes: new Map(), ended: [], ctx: undefined as unknown as RuleContext };
+  // the user's own PEP nodes that exist: these three from an earlier login, then what is created
+  const own = new Set([NODE_PRESENCE, NODE_ROSTER, NODE_INBOX]);
   const answer = (iq: Element): Answer => {
     const custom = opts.answer?.(iq);
     if (custom) return custom;
+    const create = iq.getChild('pubsub')?.getChild('create');
+    if (create && !iq.attrs.to) own.add(create.attrs.node as string);
     const result = xml('iq', { type: 'result', from: (iq.attrs.to as string | undefined) ?? full.bare().toString() });
     const query = iq.getChild('query');
     if (query?.attrs.xmlns === 'http://jabber.org/protocol/disco#info') {
       result.cnode(xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }, xml('identity', { category: 'server', type: 'im', name: opts.identity ?? 'ejabberd' })));
     } else if (query?.attrs.xmlns === 'http://jabber.org/protocol/disco#items') {
-      result.cnode(xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' }, ...[NODE_PRESENCE, NODE_ROSTER, NODE_INBOX].map((node) => xml('item', { jid: full.bare().toString(), node }))));
+      result.cnode(xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' }, ...[...own].map((node) => xml('item', { jid: full.bare().toString(), node }))));
     }
     const items = iq.getChild('pubsub')?.getChild('items');
     if (items && !iq.attrs.to) {
-      const stored = rec.nodes.get(items.attrs.node as string) ?? [];
+      const node = items.attrs.node as string;
+      if (!own.has(node) && !rec.nodes.has(node)) return new StanzaError('item-not-found');
+      const stored = rec.nodes.get(node) ?? [];
       result.cnode(xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: items.attrs.node as string }, ...stored)));
     }
     return result;
