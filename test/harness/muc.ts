@@ -1,13 +1,8 @@
 // What the group chat tests share: the users they log in, and reading XEP-0045 presence.
 import type { Element } from 'ltx';
 
-export const PASSWORD = 'secret';
-export const MUC_USERS: Array<[string, string, string]> = [
-  ['juliet', 'capulet.lit', PASSWORD],
-  ['nurse', 'capulet.lit', PASSWORD],
-  ['romeo', 'montague.lit', PASSWORD],
-  ['benvolio', 'montague.lit', PASSWORD],
-];
+// the same cast as the roster tests
+export { PASSWORD, USERS as MUC_USERS } from './roster.js';
 export const MUC = 'http://jabber.org/protocol/muc';
 export const MUC_USER = 'http://jabber.org/protocol/muc#user';
 
