@@ -37,16 +37,29 @@ export interface Backend {
   stop(): Promise<void>;
 }
 
-/** A port that was free a moment ago (bind to 0, read, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+/**
+ * Ports handed out by this process. The kernel may give the same ephemeral port to two binds in a
+ * row once the first is closed, so a backend asking for five ports could get one twice (ejabberd
+ * then refuses to start: "Overlapping listeners"). Never hand a port out twice in one process.
+ */
+const handedOut = new Set<number>();
+
+/** A port that was free a moment ago (bind to 0, read, close) and not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export async function waitForPort(port: number, timeoutMs: number, alive?: () => boolean): Promise<void> {

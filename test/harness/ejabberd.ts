@@ -20,6 +20,17 @@ export interface EjabberdOptions {
 }
 
 export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Backend> {
+  try {
+    return await startOnce(opts);
+  } catch (err) {
+    // a port picked a moment ago can be taken by another test process before the beam binds it:
+    // once more with fresh ports (any other start failure is reported as it is)
+    if (!/Overlapping listeners|eaddrinuse/i.test((err as Error).message)) throw err;
+    return startOnce(opts);
+  }
+}
+
+async function startOnce(opts: EjabberdOptions): Promise<Backend> {
   ensurePackage(EJABBERDCTL, ['ejabberd']);
   const dir = mkdtempSync(join(tmpdir(), 'xep207-ejabberd-'));
   chmodSync(dir, 0o755);
