@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Element } from 'ltx';
 import { twoProxies } from './harness/two-proxies.js';
 import { RawClient, waitFor, xml } from './harness/xmpp.js';
-import { PASSWORD, isPresence, isPush, sessions, enrolAndPair, type Client } from './harness/roster.js';
+import { PASSWORD, isPresence, isPush, sessions, enrolAndPair, subscribe, type Client } from './harness/roster.js';
 import { NS_CAPS, NS_PUBSUB, advertise, eventItem, isEvent, publishIq, readItems } from './harness/pep.js';
 
 const USERS: Array<[string, string, string]> = [
@@ -15,7 +15,10 @@ const USERS: Array<[string, string, string]> = [
   ['romeo', 'montague.lit', PASSWORD],
   ['benvolio', 'montague.lit', PASSWORD], // a stranger to juliet
   ['nurse', 'capulet.lit', PASSWORD], // approved while offline
+  ['tybalt', 'capulet.lit', PASSWORD], // has PEP nodes from before the proxy (not enrolled)
+  ['mercutio', 'montague.lit', PASSWORD], // has only a node no client commonly publishes (not enrolled)
 ];
+const NOT_ENROLLED = new Set(['tybalt', 'mercutio']);
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
 const NURSE = 'nurse@capulet.lit';
@@ -36,7 +39,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
     const { backend, proxy, other } = await twoProxies(t, kind, USERS);
     const s = sessions(t, PASSWORD, () => proxy);
     const { login, online } = s;
-    await enrolAndPair(s, USERS, other); // juliet and romeo share presence both ways
+    await enrolAndPair(s, USERS.filter(([u]) => !NOT_ENROLLED.has(u)), other); // juliet and romeo share presence both ways
 
     /** a session with caps asking `notify`, online */
     const withCaps = async (user: string, domain: string, resource: string, notify: string[], px = proxy) => {
@@ -233,6 +236,48 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       const again = await readItems(benvolio, JULIET, CUSTOM);
       t.equal(typeof again === 'string' ? again : again[0]?.getChildText('mood', CUSTOM), 'content', 'a node made again after its deletion is readable by the contact');
       await Promise.all([juliet.stop(), benvolio.stop()]);
+    });
+
+    t.test('nodes made before the proxy: adopted at the first login through it when the user has a well-known one', async (t) => {
+      const BEFORE = 'urn:xep207-test:before';
+      /** publish straight at the backend, as the user's client did before the proxy was in front of it */
+      const nativePublish = async (user: string, domain: string, items: Array<[string, string]>) => {
+        const direct = await RawClient.login(backend.port, domain, user, PASSWORD, 'native');
+        let n = 0;
+        for (const [node, payload] of items) {
+          const id = `n${++n}`;
+          direct.send(`<iq type='set' id='${id}'><pubsub xmlns='${NS_PUBSUB}'><publish node='${node}'><item id='current'>${payload}</item></publish></pubsub></iq>`);
+          t.match((await direct.expect(new RegExp(`<iq [^>]*id=["']${id}["'][^>]*>`)))[0], /type=["']result["']/, `${user}: ${node} published natively`);
+        }
+        direct.close();
+      };
+      await nativePublish('tybalt', 'capulet.lit', [
+        [NICK, `<nick xmlns='${NICK}'>Prince of Cats</nick>`],
+        [BEFORE, `<thing xmlns='${BEFORE}'>old</thing>`],
+      ]);
+      await nativePublish('mercutio', 'montague.lit', [[BEFORE, `<thing xmlns='${BEFORE}'>queen mab</thing>`]]);
+      const romeo = await login('romeo', 'montague.lit', 'orchard');
+      await online(romeo);
+      for (const [user, domain] of [['tybalt', 'capulet.lit'], ['mercutio', 'montague.lit']] as const) {
+        const c = await login(user, domain, 'first'); // the first login through the proxy: its nodes are made
+        await online(c);
+        await sleep(1000); // the PEP reconcile runs in the background
+        await subscribe(romeo, c); // romeo may now see the user's presence, and its presence nodes
+        await c.stop();
+      }
+      const nick = await readItems(romeo, 'tybalt@capulet.lit', NICK);
+      t.equal(typeof nick === 'string' ? nick : nick[0]?.getChildText('nick', NICK), 'Prince of Cats', 'a nickname published before the proxy: readable by the contact');
+      const before = await readItems(romeo, 'tybalt@capulet.lit', BEFORE);
+      t.equal(typeof before === 'string' ? before : before.length, 1, 'and every other node of that user, found by the listing');
+      // the documented limit: a user with none of the well-known nodes is not listed (a listing costs
+      // ejabberd a scan of all its PEP nodes); the node is adopted when its owner publishes to it again
+      t.type(await readItems(romeo, 'mercutio@montague.lit', BEFORE), 'string', 'a lone unknown node stays owner-only');
+      const mercutio = await login('mercutio', 'montague.lit', 'later');
+      await online(mercutio);
+      await mercutio.iqCaller.request(publishIq(BEFORE, 'current', xml('thing', { xmlns: BEFORE }, 'again')));
+      const after = await readItems(romeo, 'mercutio@montague.lit', BEFORE);
+      t.equal(typeof after === 'string' ? after : after[0]?.getChildText('thing', BEFORE), 'again', 'until its owner publishes to it through the proxy');
+      await Promise.all([romeo.stop(), mercutio.stop()]);
     });
   });
 }

@@ -4,7 +4,10 @@
 // same against real backends.
 import t from 'tap';
 import type { Element } from 'ltx';
-import { accountOf, accountRule, NODE_PRESENCE } from '../src/rules/account.js';
+import { accountOf, accountRule, NODE_INBOX, NODE_PRESENCE, NODE_ROSTER } from '../src/rules/account.js';
+import { NODE_DELIVERED } from '../src/rules/chat-nodes.js';
+import { NODE_PEP } from '../src/rules/pep-access.js';
+import { newEntry } from '../src/rules/roster-item.js';
 import { isTransient, SETUP_RETRY, type RetryPolicy } from '../src/rules/retry.js';
 import { StanzaError } from '../src/xmpp/stanza-error.js';
 import { xml } from '../src/stream/xml.js';
@@ -53,6 +56,19 @@ t.test('the policy: the longest retries of one step fit the budget', async (t) =
   for (let n = 0; n < SETUP_RETRY.attempts - 1; n++) sum += Math.min(SETUP_RETRY.capMs, SETUP_RETRY.baseMs * 2 ** n);
   t.ok(sum < SETUP_RETRY.budgetMs, `${sum} ms of waits at most, budget ${SETUP_RETRY.budgetMs} ms`);
   t.ok(SETUP_RETRY.budgetMs < 20_000, 'the client waits less than 20 s');
+});
+
+t.test('a first login makes the presence node and the inbox; the roster node only before its first write, once', async (t) => {
+  const { rec, account, creates } = await setup(() => undefined);
+  const nodes = [NODE_PRESENCE, NODE_INBOX, NODE_ROSTER, NODE_DELIVERED, NODE_PEP];
+  t.same(nodes.map(creates), [1, 1, 0, 0, 0], 'two creations at login');
+  t.ok(account.rosterLoaded, 'the roster: empty');
+  await Promise.all([account.save({ ...newEntry('romeo@montague.lit'), listed: true }), account.save({ ...newEntry('nurse@capulet.lit'), listed: true })]);
+  t.same(nodes.map(creates), [1, 1, 1, 0, 0], 'the roster node made for the first writes, once');
+  const roster = rec.requests.map((iq, i) => [i, createOf(iq) ?? iq.getChild('pubsub')?.getChild('publish')?.attrs.node] as const).filter(([, n]) => n === NODE_ROSTER);
+  t.same(roster.map(([i]) => createOf(rec.requests[i]!) !== undefined), [true, false, false], 'made before the publishes (ejabberd would auto-create it with max_items 1)');
+  await account.save({ ...newEntry('tybalt@capulet.lit'), listed: true });
+  t.equal(creates(NODE_ROSTER), 1, 'not again');
 });
 
 t.test('a transient error is retried until the setup succeeds', async (t) => {

@@ -25,13 +25,21 @@ import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_DELIVERED } from './chat-nodes.js';
 import { Gate } from './gate.js';
 import { NODE_PEP } from './pep-access.js';
-import { RetryBudget, SETUP_RETRY, isTransient, type RetryPolicy } from './retry.js';
+import { RetryBudget, SETUP_RETRY, isTransient, retrying, type RetryPolicy } from './retry.js';
 import type { Rule, RuleContext } from './types.js';
 import { fromStored, isEmpty, storedKey, tombstone, toStored, type RosterEntry } from './roster-item.js';
 
 export const NODE_PRESENCE = 'presence';
 export const NODE_ROSTER = 'xep207-proxy/roster';
 export const NODE_INBOX = 'xep207-proxy/inbox';
+
+/**
+ * Nodes made at their first write, not at the first login: nobody but the user's own sessions
+ * writes to them, and an empty one reads like a missing one. A first login makes two nodes instead
+ * of five (ejabberd takes one creation at a time, bench (e)). The presence node and the inbox are
+ * made at once: contacts subscribe to the one and leave requests in the other while the user is away.
+ */
+const LAZY: ReadonlySet<string> = new Set([NODE_ROSTER, NODE_DELIVERED, NODE_PEP]);
 
 /** Called on every roster change of a session's account (its own writes and other sessions'). */
 export type ChangeHandler = (account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
@@ -67,6 +75,14 @@ export class Account {
   available = false;
   /** the proxy's nodes this login made (the user's first login through the proxy, as a rule) */
   createdNodes: ReadonlySet<string> = new Set();
+  /**
+   * Our nodes that the login found missing and that are made only before their first write (LAZY),
+   * each with its creation once asked for. A read of a missing node answers item-not-found, which
+   * every reader takes for "empty".
+   */
+  private unmade: Map<string, Promise<void> | undefined> | undefined;
+  /** the proxy's gate for the profile's node creations (set by the login) */
+  private gate: Gate | undefined;
   /** the user's other connected resources, as the backend's presence between its sessions says */
   connected: Set<string> | undefined;
   /** the priority of the client's last broadcast presence (RFC 6121 §4.7.2.3) */
@@ -174,30 +190,33 @@ export class Account {
   private async ensureNodes(budget: RetryBudget, options: AccountOptions): Promise<void> {
     let gate = options.creates.get(this.profile.name);
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
+    this.gate = gate;
     const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED, NODE_PEP];
     // Which of our nodes exist: a read of each (ejabberd and Prosody look a node up by its name),
     // never a disco#items listing of the user's nodes, which ejabberd answers by scanning every PEP
     // node it holds (30-40 ms of its CPU per login with 100k nodes, bench (e)). The roster's read is
-    // the roster itself. Missing: item-not-found; anything else: created, a conflict saying it exists.
+    // the roster itself. Missing: item-not-found; anything else: created (now, or lazily before the
+    // first write), a conflict saying it exists.
     const probe = (node: string, iq: Element) => budget.run(`probe ${node}`, () => this.ctx.request(iq));
     const early = probe(NODE_ROSTER, ps.items(undefined, NODE_ROSTER));
     early.catch(() => undefined); // read below
     const found = await Promise.all(
       wanted.map((node) =>
         (node === NODE_ROSTER ? early : probe(node, ps.lastItems(undefined, node, 1))).then(
-          () => true,
-          () => false,
+          () => 'exists' as const,
+          (err: unknown) => (err instanceof StanzaError && err.condition === 'item-not-found' ? ('missing' as const) : ('unknown' as const)),
         ),
       ),
     );
-    const existing = new Set(wanted.filter((_, i) => found[i]));
+    const existing = new Set(wanted.filter((_, i) => found[i] === 'exists'));
     const roster = existing.has(NODE_ROSTER) ? early.then((res) => this.readRoster(res)) : undefined;
     roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
+    for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) (this.unmade ??= new Map()).set(node, undefined);
     // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
     const created = new Set<string>();
     await Promise.all(
       wanted
-        .filter((node) => !existing.has(node))
+        .filter((node) => !existing.has(node) && !LAZY.has(node))
         .map(async (node) => {
           try {
             await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
@@ -209,11 +228,44 @@ export class Account {
         }),
     );
     this.createdNodes = created;
-    if (!roster && created.has(NODE_ROSTER)) this.rosterLoaded = true; // made just now: empty
+    if (found[wanted.indexOf(NODE_ROSTER)] === 'missing') this.rosterLoaded = true; // no roster yet: empty
+    const made = wanted.filter((node) => !this.unmade?.has(node));
     await Promise.all([
       roster ?? (this.rosterLoaded ? undefined : this.loadRoster(budget)),
-      this.profile.ownerNotifiedImplicitly ? undefined : this.subscribeOwner(budget, wanted, created),
+      this.profile.ownerNotifiedImplicitly ? undefined : this.subscribeOwner(budget, made, created),
     ]);
+  }
+
+  /**
+   * Before a write to one of the LAZY nodes: make it if the login found it missing (once per session;
+   * a conflict: another session made it meanwhile). Never left to the publish: ejabberd would
+   * auto-create the node with its defaults (max_items 1).
+   */
+  made(node: string): Promise<void> {
+    if (!this.unmade?.has(node)) return Promise.resolve();
+    let p = this.unmade.get(node);
+    if (!p) {
+      p = this.make(node).then(
+        () => void this.unmade?.delete(node),
+        (err: unknown) => {
+          this.unmade?.set(node, undefined); // the next write tries again
+          throw err;
+        },
+      );
+      this.unmade.set(node, p);
+    }
+    return p;
+  }
+
+  private async make(node: string): Promise<void> {
+    const gate = this.gate ?? new Gate(1);
+    try {
+      await retrying(this.ctx.log, `create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
+      this.ctx.log.info({ node }, 'created node');
+    } catch (err) {
+      if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
+    }
+    if (!this.profile.ownerNotifiedImplicitly) await this.ctx.request(ps.subscribe(undefined, node, this.bare));
   }
 
   /** Where the owner is not notified of its own nodes implicitly: subscribe its bare JID to them. */
@@ -261,6 +313,7 @@ export class Account {
     if (storedKey(prev) === key) return;
     this.expectEcho(next.jid, key);
     this.apply(prev, stored);
+    await this.made(NODE_ROSTER);
     await this.ctx.request(ps.publish(undefined, NODE_ROSTER, stored.jid, toStored(stored), { 'pubsub#access_model': 'whitelist' }));
   }
 

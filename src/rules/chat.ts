@@ -154,8 +154,9 @@ async function flushMarkers(account: Account): Promise<void> {
     while (st.pending && st.pending.size > 0) {
       const [node, key] = st.pending.entries().next().value as [string, string];
       st.pending.delete(node);
-      await account.ctx
-        .request(ps.publish(undefined, NODE_DELIVERED, node, xml('delivered', { xmlns: NS_CHAT, key })))
+      await account
+        .made(NODE_DELIVERED)
+        .then(() => account.ctx.request(ps.publish(undefined, NODE_DELIVERED, node, xml('delivered', { xmlns: NS_CHAT, key }))))
         .catch((err: unknown) => account.ctx.log.warn({ err: String(err), node }, 'delivery marker not written'));
     }
   })().finally(() => (st.writing = undefined));

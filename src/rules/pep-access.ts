@@ -48,6 +48,13 @@ export function isClientNode(node: string): boolean {
   return node !== NODE_PRESENCE && !node.startsWith(OWN_NODE_PREFIX);
 }
 
+/**
+ * PEP nodes that a user with any PEP data has one of: avatar metadata (XEP-0084), nickname
+ * (XEP-0172), OMEMO device lists (XEP-0384, both namespaces; bundles come with them), vCard4
+ * (XEP-0292). Their presence decides whether the first login lists the user's nodes (reconcile).
+ */
+const WELL_KNOWN = ['urn:xmpp:avatar:metadata', 'http://jabber.org/protocol/nick', 'eu.siacs.conversations.axolotl.devicelist', 'urn:xmpp:omemo:2:devices', 'urn:xmpp:vcard4'];
+
 /** Node configuration the proxy adds to every node it makes readable: contacts hear of removals too. */
 const NOTIFY_ALL: Fields = { 'pubsub#notify_retract': '1', 'pubsub#notify_delete': '1' };
 
@@ -89,6 +96,7 @@ async function registered(account: Account, node: string): Promise<Access | unde
 }
 
 async function record(account: Account, node: string, access: Access): Promise<void> {
+  await account.made(NODE_PEP);
   await account.ctx.request(ps.publish(undefined, NODE_PEP, node, xml('node', { xmlns: NS_PEP, access }), { [ACCESS]: 'whitelist' }));
 }
 
@@ -156,8 +164,8 @@ export function revokeNodes(account: Account, contact: string): Promise<void> {
  */
 export async function reconcile(account: Account): Promise<void> {
   const nodes = await registry(account);
-  if (!account.createdNodes.has(NODE_PEP)) {
-    // the user's nodes are listed only at the login that made the registry (the first through the
+  if (!account.createdNodes.has(NODE_PRESENCE)) {
+    // the user's nodes are listed only at the login that made the presence node (the first through the
     // proxy: nodes made before it are classified then); later, the registered ones are synced by
     // name: ejabberd answers a listing (disco#items of the user) by scanning every PEP node it holds
     for (const node of nodes.keys()) {
@@ -168,6 +176,13 @@ export async function reconcile(account: Account): Promise<void> {
     }
     return;
   }
+  // The first login through the proxy: nodes made before the proxy was in front of the backend are
+  // classified. A listing costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at
+  // 60-100k nodes), so it is made only for a user who has PEP data at all, which shows in the nodes
+  // every client that has any publishes: their configurations are read by name (cheap on both
+  // backends). A user with none of them (a new account, as a rule) is not listed.
+  const known = await Promise.all(WELL_KNOWN.map((node) => configuredModel(account, node).catch(() => 'unknown')));
+  if (known.every((model) => model === undefined)) return;
   const res = await account.ctx.request(ps.discoItems(account.bare));
   const existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? []);
   for (const node of nodes.keys()) if (!existing.has(node)) await unrecord(account, node);
