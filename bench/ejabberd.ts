@@ -109,17 +109,18 @@ class Pump {
   }
 }
 
-async function openPumps(port: number, users: string[], connections: number, window: number, tag: string): Promise<Pump[]> {
+/** Connection i through ports[i % ports.length] (the instances of one middlebox). */
+async function openPumps(ports: number[], users: string[], connections: number, window: number, tag: string): Promise<Pump[]> {
   return pool(Array.from({ length: connections }, (_, i) => i), 8, async (i) => {
-    const sock = await connect(port);
+    const sock = await connect(ports[i % ports.length]!);
     const { jid, rest } = await login(sock, DOMAIN, users[i % users.length]!, PASSWORD, `${tag}-${i}`);
     if (rest.includes(END)) throw new Error('unexpected message before the benchmark started');
     return new Pump(sock, jid, window);
   });
 }
 
-export async function loadRound(child: { stats(): Promise<Stats> }, port: number, users: string[], connections: number, window: number, seconds: number, tag: string): Promise<LoadRun> {
-  const pumps = await openPumps(port, users, connections, window, tag);
+export async function loadRound(child: { stats(): Promise<Stats> }, ports: number[], users: string[], connections: number, window: number, seconds: number, tag: string): Promise<LoadRun> {
+  const pumps = await openPumps(ports, users, connections, window, tag);
   try {
     for (const p of pumps) p.start();
     await sleep(QUICK ? 500 : 1500); // warm-up
@@ -239,7 +240,7 @@ export async function runEjabberd(log: (s: string) => void): Promise<EjabberdRes
     const runs: Record<Mode, LoadRun[]> = { proxy: [], raw: [], 'proxy-ping': [] };
     for (let r = 0; r < rounds; r++) {
       for (const [mode, child, port] of modes) {
-        const run = await loadRound(child, port, users, connections, window, seconds, `${mode}${r}`);
+        const run = await loadRound(child, [port], users, connections, window, seconds, `${mode}${r}`);
         runs[mode].push(run);
         log(`  round ${r + 1} ${mode.padEnd(10)}: ${(run.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s of the middlebox (${run.relayed} relayed, ${run.cpuSeconds.toFixed(2)} CPU-s of which ${run.systemSeconds.toFixed(2)} system, ${(run.stanzasPerSecond / 1e3).toFixed(1)} k/s wall, ${run.readsPerStanza.toFixed(2)} reads + ${run.writesPerStanza.toFixed(2)} writes per stanza)`);
       }

@@ -8,7 +8,8 @@
 //   idle       (c) RSS per idle proxied session at 1k and 5k sessions
 //   chat       (d) §6 chat round trip vs a legacy ejabberd; §5 MUC fan-out over two proxy instances
 //   users      (e) what users see: the CLI proxy (upstream TLS on and off) vs raw relays, pinned CPUs,
-//              many accounts: logins, idle RSS, relayed stanzas, added latency (bench/users.ts)
+//              many accounts: logins, idle RSS, relayed stanzas, added latency (bench/users.ts);
+//              and two proxy instances sharing the load vs one (a table of its own)
 // BENCH_QUICK=1 shortens everything (a smoke run, noisier figures). BENCH_STRICT=1 exits 1 when a
 // target is missed. Sizes, durations and diagnostics: see docs/bench.md.
 // Results: a table on stdout, JSON in bench/results/latest.json.
@@ -44,8 +45,8 @@ const log = (s: string) => console.log(s);
 const kib = (b: number) => `${(b / 1024).toFixed(2)} KiB`;
 const us = (v: number) => `${v >= 0 ? '+' : ''}${v >= 1000 || v <= -1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`}`;
 
-function table(rows: Row[]): string {
-  const head: Row = { figure: 'figure', proxy: 'proxy', raw: 'raw relay', ratio: 'proxy/raw', target: 'target', result: '' };
+function table(rows: Row[], names: Partial<Row> = {}): string {
+  const head: Row = { figure: 'figure', proxy: 'proxy', raw: 'raw relay', ratio: 'proxy/raw', target: 'target', result: '', ...names };
   const cols = ['figure', 'proxy', 'raw', 'ratio', 'target', 'result'] as const;
   const width = cols.map((c) => Math.max(...[head, ...rows].map((r) => (c === 'result' && r === head ? 'result' : r[c]).length)));
   const line = (r: Row, isHead = false) =>
@@ -56,37 +57,40 @@ function table(rows: Row[]): string {
 /**
  * (e) rows: the proxy with upstream plaintext against the raw relay, and with upstream TLS (its
  * default) against the relay terminating the same TLS leg. Targets (issue 10) apply to plaintext.
+ * Scaling: two plaintext proxy instances against one, as their own table (x2/x1, no targets).
  */
-function usersRows(u: UsersResult): Row[] {
+function usersRows(u: UsersResult): { rows: Row[]; scaling: Row[] } {
+  return {
+    rows: [...pairRows('upstream plaintext', u.boxes['proxy-off'], u.boxes.raw, true), ...pairRows('upstream TLS', u.boxes['proxy-tls'], u.boxes.rawtls, false)],
+    scaling: pairRows('upstream plaintext, 2 instances vs 1', u.boxes['proxy-off-x2'], u.boxes['proxy-off'], false),
+  };
+}
+
+/** (e) rows of `p` against `r`: their figures and p/r. */
+function pairRows(leg: string, p: BoxResult | undefined, r: BoxResult | undefined, targets: boolean): Row[] {
+  if (!p || !r) return [];
   const out: Row[] = [];
   const ms = (v: number) => `${(v / 1e3).toFixed(2)} ms`;
-  const pairs: Array<[string, BoxResult | undefined, BoxResult | undefined, boolean]> = [
-    ['upstream plaintext', u.boxes['proxy-off'], u.boxes.raw, true],
-    ['upstream TLS', u.boxes['proxy-tls'], u.boxes.rawtls, false],
-  ];
-  for (const [leg, p, r, targets] of pairs) {
-    if (!p || !r) continue;
-    const row = (figure: string, pv: number, rv: number, show: (v: number) => string, target: string, pass: ((ratio: number) => boolean) | undefined) => {
-      const ratio = pv / rv;
-      out.push({ figure: `(e) ${figure}, ${leg}`, proxy: show(pv), raw: show(rv), ratio: ratio.toFixed(2), target: targets && pass ? target : '', result: targets && pass ? (pass(ratio) ? 'PASS' : 'FAIL') : '' });
-    };
-    const perS = (v: number) => `${v.toFixed(0)}/s`;
-    row('logins/s, first login', p.first.perSecond, r.first.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
-    row('logins/s, second login', p.second.perSecond, r.second.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
-    row('connect -> initial presence answered p50, first login', p.first.presence.p50us, r.first.presence.p50us, ms, '', undefined);
-    row('connect -> initial presence answered p99, first login', p.first.presence.p99us, r.first.presence.p99us, ms, '', undefined);
-    row('connect -> bound p50, second login', p.second.bound.p50us, r.second.bound.p50us, ms, '', undefined);
-    row('middlebox CPU per login, first login', p.first.cpuPerLoginUs, r.first.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
-    row('middlebox CPU per login, second login', p.second.cpuPerLoginUs, r.second.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
-    row('ejabberd CPU per login, first login', p.first.backendCpuPerLoginUs, r.first.backendCpuPerLoginUs, ms, '', undefined);
-    for (const i of p.idle) {
-      const ri = r.idle.find((x) => x.sessions === i.sessions);
-      if (ri) row(`RSS per idle session @${i.sessions}`, i.rssPerSessionKiB, ri.rssPerSessionKiB, (v) => `${v.toFixed(1)} KiB`, '<= 1.5x raw', (x) => x <= 1.5);
-    }
-    row('relayed stanzas per CPU-second (4 x 64 in flight)', p.relay.stanzasPerCpuSecond, r.relay.stanzasPerCpuSecond, (v) => `${(v / 1e3).toFixed(1)} k`, '>= 0.9 of raw', (x) => x >= 0.9);
-    const added = p.latency.addedP50us - r.latency.addedP50us;
-    out.push({ figure: `(e) added round trip p50 over direct, ${leg}`, proxy: us(p.latency.addedP50us), raw: us(r.latency.addedP50us), ratio: `${us(added)}`, target: targets ? '<= raw + 30 µs' : '', result: targets ? (added <= 30 ? 'PASS' : 'FAIL') : '' });
+  const row = (figure: string, pv: number, rv: number, show: (v: number) => string, target: string, pass: ((ratio: number) => boolean) | undefined) => {
+    const ratio = pv / rv;
+    out.push({ figure: `(e) ${figure}, ${leg}`, proxy: show(pv), raw: show(rv), ratio: ratio.toFixed(2), target: targets && pass ? target : '', result: targets && pass ? (pass(ratio) ? 'PASS' : 'FAIL') : '' });
+  };
+  const perS = (v: number) => `${v.toFixed(0)}/s`;
+  row('logins/s, first login', p.first.perSecond, r.first.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
+  row('logins/s, second login', p.second.perSecond, r.second.perSecond, perS, '>= 0.5 of raw', (x) => x >= 0.5);
+  row('connect -> initial presence answered p50, first login', p.first.presence.p50us, r.first.presence.p50us, ms, '', undefined);
+  row('connect -> initial presence answered p99, first login', p.first.presence.p99us, r.first.presence.p99us, ms, '', undefined);
+  row('connect -> bound p50, second login', p.second.bound.p50us, r.second.bound.p50us, ms, '', undefined);
+  row('middlebox CPU per login, first login', p.first.cpuPerLoginUs, r.first.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
+  row('middlebox CPU per login, second login', p.second.cpuPerLoginUs, r.second.cpuPerLoginUs, ms, '<= 2x raw', (x) => x <= 2);
+  row('ejabberd CPU per login, first login', p.first.backendCpuPerLoginUs, r.first.backendCpuPerLoginUs, ms, '', undefined);
+  for (const i of p.idle) {
+    const ri = r.idle.find((x) => x.sessions === i.sessions);
+    if (ri) row(`RSS per idle session @${i.sessions}`, i.rssPerSessionKiB, ri.rssPerSessionKiB, (v) => `${v.toFixed(1)} KiB`, '<= 1.5x raw', (x) => x <= 1.5);
   }
+  row('relayed stanzas per CPU-second (4 x 64 in flight)', p.relay.stanzasPerCpuSecond, r.relay.stanzasPerCpuSecond, (v) => `${(v / 1e3).toFixed(1)} k`, '>= 0.9 of raw', (x) => x >= 0.9);
+  const added = p.latency.addedP50us - r.latency.addedP50us;
+  out.push({ figure: `(e) added round trip p50 over direct, ${leg}`, proxy: us(p.latency.addedP50us), raw: us(r.latency.addedP50us), ratio: `${us(added)}`, target: targets ? '<= raw + 30 µs' : '', result: targets ? (added <= 30 ? 'PASS' : 'FAIL') : '' });
   return out;
 }
 
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
   let chat: ChatResult | undefined;
   let users: UsersResult | undefined;
   const rows: Row[] = [];
+  const scaling: Row[] = [];
 
   if (enabled('parsers')) {
     log('parser micro-benchmark (each variant in a fresh process)');
@@ -218,12 +223,15 @@ async function main(): Promise<void> {
   if (enabled('users')) {
     log('(e) what users see: the CLI proxy vs raw relays, ejabberd in the loop, many accounts');
     users = await runUsers(log);
-    rows.push(...usersRows(users));
+    const u = usersRows(users);
+    rows.push(...u.rows);
+    scaling.push(...u.scaling);
     log('');
   }
 
   if (parsers) log(parserTable(parsers) + '\n');
   if (rows.length > 0) log(table(rows));
+  if (scaling.length > 0) log('\n' + table(scaling, { proxy: '2 instances', raw: '1 instance', ratio: 'x2/x1' }));
 
   const result = {
     date: started.toISOString(),
@@ -236,6 +244,7 @@ async function main(): Promise<void> {
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_'))),
     corpus: { bytesPerStanza: c.bytes / c.stanzas },
     table: rows,
+    scalingTable: scaling,
     parsers,
     synthetic,
     ejabberd,

@@ -1,9 +1,12 @@
 // (e) What users see. The proxy as its CLI starts it (its defaults: STARTTLS to the backend; and
 // `--upstream-tls off`, the sidecar case) in front of a real pubsub-only ejabberd, with many distinct
 // accounts, against a raw Node relay in the same run (`raw`: plaintext upstream; `rawtls`: the same
-// relay terminating direct TLS to the backend, so that the TLS leg's cost is on both sides). When the
-// machine has two CPUs, the middlebox is pinned to CPU 0 and ejabberd plus this load generator to
-// CPU 1 (taskset), so that the middlebox's CPU time is its own.
+// relay terminating direct TLS to the backend, so that the TLS leg's cost is on both sides), and
+// `proxy-off-x2`: two such `--upstream-tls off` processes in front of the same backend, client i
+// through instance i % 2, their CPU time and RSS summed (issue 10, point 6: what a second instance
+// costs per unit of work). When the machine has two CPUs, the middlebox (both instances of x2) is
+// pinned to CPU 0 and ejabberd plus this load generator to CPU 1 (taskset), so that the
+// middlebox's CPU time is its own.
 //
 // Per middlebox, one after another:
 //   logins   first login of accounts that never logged in through it (the proxy makes their nodes),
@@ -11,11 +14,12 @@
 //            logins/s, connect -> bound and connect -> initial presence answered (the session's own
 //            presence back, RFC 6121 §4.2.2), CPU per login of the middlebox and of ejabberd
 //   idle     RSS per idle session (bound, initial presence sent) at each of BENCH_USERS_IDLE
-//            (1000,5000) distinct accounts, from the RSS of a freshly started middlebox (first)
+//            (1000,5000) distinct accounts, from the RSS of a freshly started middlebox (first);
+//            not for x2 (its own first logins would add minutes to a run)
 //   relay    4 connections x 64 messages in flight to their own full JIDs: relayed stanzas per
 //            middlebox CPU-second
-//   latency  one message to oneself at a time, through the middlebox and directly, in alternating
-//            blocks: the middlebox's added round-trip time
+//   latency  one message to oneself at a time, through the middlebox (x2: its first instance) and
+//            directly, in alternating blocks: the middlebox's added round-trip time
 // CPU time, RSS and system calls come from /proc (the proxy is a plain CLI process). Between
 // phases the bench waits for ejabberd and the middlebox to go quiet (closes of thousands of proxied
 // sessions are publishes the backend works through for a while).
@@ -34,7 +38,10 @@ const PASSWORD = 'secret';
 /** USER_HZ: /proc's unit of CPU time */
 const TICK = 100;
 
-export type BoxName = 'raw' | 'proxy-off' | 'rawtls' | 'proxy-tls';
+export type BoxName = 'raw' | 'proxy-off' | 'proxy-off-x2' | 'rawtls' | 'proxy-tls';
+
+/** proxy processes behind one box name */
+const instancesOf = (name: BoxName) => (name === 'proxy-off-x2' ? 2 : 1);
 
 export interface Quantiles {
   p50us: number;
@@ -67,22 +74,31 @@ export interface UsersResult {
   boxes: Partial<Record<BoxName, BoxResult>>;
 }
 
-/** What /proc says of a process: CPU time, RSS, read/write system calls (the Stats shape). */
-function procStats(pid: number): Stats {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
-  let io: Stats['io'];
-  try {
-    const t = readFileSync(`/proc/${pid}/io`, 'utf8');
-    const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? NaN);
-    io = { syscr: get('syscr'), syscw: get('syscw') };
-  } catch {
-    io = undefined;
+/**
+ * What /proc says of processes, summed (the instances of one middlebox): CPU time, RSS, read/write
+ * system calls (the Stats shape).
+ */
+function procStats(...pids: number[]): Stats {
+  const cpu = { user: 0, system: 0 };
+  let rss = 0;
+  let io: Stats['io'] = { syscr: 0, syscw: 0 };
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+    cpu.user += (Number(f[11]) * 1e6) / TICK;
+    cpu.system += (Number(f[12]) * 1e6) / TICK;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+    try {
+      const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+      const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+      if (io) io = { syscr: io.syscr + get('syscr'), syscw: io.syscw + get('syscw') };
+    } catch {
+      io = undefined;
+    }
   }
   const mem = { rss, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
-  return { cpu: { user: (Number(f[11]) * 1e6) / TICK, system: (Number(f[12]) * 1e6) / TICK }, mem, sessions: 0, spaces: {}, ...(io ? { io } : {}) };
+  return { cpu, mem, sessions: 0, spaces: {}, ...(io ? { io } : {}) };
 }
 
 /** Pin every thread of `pid` to `cpu`; false where taskset is missing or refuses. */
@@ -95,42 +111,68 @@ function pin(pid: number, cpu: number): boolean {
   }
 }
 
-interface Box {
-  name: BoxName;
+/** One middlebox process. */
+interface Instance {
   port: number;
   pid: number;
+  stop(): Promise<void>;
+}
+
+/** A middlebox: one process, or several in front of the same backend (the load split over them). */
+interface Box {
+  name: BoxName;
+  /** one per instance: client i connects to ports[i % ports.length] (portOf) */
+  ports: number[];
+  pids: number[];
+  /** summed over the instances */
   stats(): Promise<Stats>;
   stop(): Promise<void>;
 }
 
+function makeBox(name: BoxName, instances: Instance[]): Box {
+  const pids = instances.map((i) => i.pid);
+  return {
+    name,
+    ports: instances.map((i) => i.port),
+    pids,
+    stats: async () => procStats(...pids),
+    stop: async () => {
+      await Promise.all(instances.map((i) => i.stop()));
+    },
+  };
+}
+
+const portOf = (box: Box, client: number) => box.ports[client % box.ports.length]!;
+
 async function rawBox(name: 'raw' | 'rawtls', host: string, port: number): Promise<Box> {
   const child = startChild(`users-${name}`, 'middlebox.js', [name, host, String(port), 'warn'], { env: { BENCH_UPSTREAM_CA: join(CERTS, 'ca.pem'), BENCH_UPSTREAM_NAME: DOMAIN } });
   const ready = (await child.ready()) as { port: number; pid: number };
-  return { name, port: ready.port, pid: ready.pid, stats: async () => procStats(ready.pid), stop: () => child.stop() };
+  return makeBox(name, [{ port: ready.port, pid: ready.pid, stop: () => child.stop() }]);
 }
 
-/** The proxy as a user starts it: bin/xep207-proxy with its defaults plus `args`. */
-async function cliBox(name: 'proxy-off' | 'proxy-tls', args: string[]): Promise<Box> {
-  const port = await freePort();
+/** The proxy as a user starts it: bin/xep207-proxy with its defaults plus `args`, in `instances` processes. */
+async function cliBox(name: 'proxy-off' | 'proxy-off-x2' | 'proxy-tls', args: string[], instances: number): Promise<Box> {
   const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const cmd = [process.execPath, ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
-  // the open-files limit raised as for the other middleboxes (two sockets per session)
-  const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  await waitForPort(port, 20_000);
-  const pid = proc.pid!;
-  return {
-    name,
-    port,
-    pid,
-    stats: async () => procStats(pid),
-    stop: async () => {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 8000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  const started: Instance[] = [];
+  for (let n = 0; n < instances; n++) {
+    const port = await freePort();
+    const cmd = [process.execPath, ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
+    // the open-files limit raised as for the other middleboxes (two sockets per session)
+    const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    await waitForPort(port, 20_000);
+    started.push({
+      port,
+      pid: proc.pid!,
+      stop: async () => {
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 8000);
+        await exited;
+        clearTimeout(timer);
+      },
+    });
+  }
+  return makeBox(name, started);
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -202,7 +244,7 @@ async function loginPhase(box: Box, beam: number | undefined, users: string[], c
   const b0 = beam ? procStats(beam) : undefined;
   const s0 = await box.stats();
   const t0 = process.hrtime.bigint();
-  const sessions = await pool(users, concurrency, (u) => loginOnce(box.port, u, tag));
+  const sessions = await pool(users, concurrency, (u, i) => loginOnce(portOf(box, i), u, tag));
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const s1 = await box.stats();
   const b1 = beam ? procStats(beam) : undefined;
@@ -227,7 +269,8 @@ async function idlePhase(box: Box, users: string[], sizes: number[]): Promise<Bo
   try {
     for (const size of sizes) {
       const more = users.slice(sessions.length, size);
-      sessions.push(...(await pool(more, 32, (u) => loginOnce(box.port, u, 'idle'))));
+      const offset = sessions.length;
+      sessions.push(...(await pool(more, 32, (u, i) => loginOnce(portOf(box, offset + i), u, 'idle'))));
       await sleep(QUICK ? 1000 : 3000);
       const rss = (await box.stats()).mem.rss;
       out.push({ sessions: size, rssPerSessionKiB: (rss - base) / size / 1024 });
@@ -244,7 +287,8 @@ async function latencyPhase(box: Box, directPort: number, user: string, total: n
     const { jid } = await login(sock, DOMAIN, user, PASSWORD, tag);
     return new PingPong(sock, jid);
   };
-  const [viaBox, direct] = [await make(box.port, `lat-${box.name}`), await make(directPort, `lat-direct-${box.name}`)];
+  // one round trip at a time is one instance's figure: x2 through its first
+  const [viaBox, direct] = [await make(box.ports[0]!, `lat-${box.name}`), await make(directPort, `lat-direct-${box.name}`)];
   try {
     const a: number[] = [];
     const d: number[] = [];
@@ -269,20 +313,22 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const idleSizes = (process.env.BENCH_USERS_IDLE ?? (QUICK ? '200' : '1000,5000')).split(',').map(Number).sort((a, b) => a - b);
   const relaySeconds = envNumber('BENCH_USERS_RELAY_SECONDS', QUICK ? 3 : 8);
   const latencySamples = envNumber('BENCH_USERS_LATENCY_SAMPLES', QUICK ? 500 : 2000);
-  const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,rawtls,proxy-tls').split(',') as BoxName[];
+  const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,proxy-off-x2,rawtls,proxy-tls').split(',') as BoxName[];
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
   // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
-  const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replace('-', '')}${i}`);
-  // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both)
-  const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replace('-', ''));
+  const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replaceAll('-', '')}${i}`);
+  // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both); no
+  // idle phase for x2: its own max(BENCH_USERS_IDLE) first logins would add minutes to a run
+  const withIdle = (name: BoxName) => instancesOf(name) === 1;
+  const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replaceAll('-', ''));
   const idleUsers = (name: BoxName) => Array.from({ length: maxIdle }, (_, i) => `i${idleSet(name)}${i}`);
-  const idleSets = [...new Set(names.map(idleSet))];
+  const idleSets = [...new Set(names.filter(withIdle).map(idleSet))];
   const all = [...names.flatMap(loginUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
   log(`  starting ejabberd and registering ${all.length} accounts`);
   const backend = await startEjabberd({ loglevel: 'warning', users: all.map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
   const beam = backend.pid?.();
   const pinned = os.cpus().length >= 2 && beam !== undefined && pin(beam, 1) && pin(process.pid, 1);
-  log(pinned ? '  pinned: ejabberd and the load generator on CPU 1, each middlebox on CPU 0' : '  not pinned (one CPU, or taskset missing): CPU figures include contention');
+  log(pinned ? '  pinned: ejabberd and the load generator on CPU 1, each middlebox (both instances of x2) on CPU 0' : '  not pinned (one CPU, or taskset missing): CPU figures include contention');
   const boxes: UsersResult['boxes'] = {};
   try {
     const start = async (name: BoxName): Promise<Box> => {
@@ -291,41 +337,43 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
           ? await rawBox('raw', backend.host, backend.plainPort!)
           : name === 'rawtls'
             ? await rawBox('rawtls', backend.host, backend.tlsPort!)
-            : name === 'proxy-off'
-              ? await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off'])
-              : await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem')]);
-      if (pinned) pin(box.pid, 0);
+            : name === 'proxy-tls'
+              ? await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.port}`, '--upstream-ca', join(CERTS, 'ca.pem')], 1)
+              : await cliBox(name, ['--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off'], instancesOf(name));
+      if (pinned) for (const pid of box.pids) pin(pid, 0);
       return box;
     };
     for (const name of names) {
       // the idle phase in a process of its own, freshly started: what its RSS grows by is what the
       // sessions cost, logins included, not what earlier phases left in its heap
-      const fresh = await start(name);
-      let idle: BoxResult['idle'];
-      try {
-        idle = await idlePhase(fresh, idleUsers(name), idleSizes);
-      } finally {
-        await fresh.stop();
+      let idle: BoxResult['idle'] = [];
+      if (withIdle(name)) {
+        const fresh = await start(name);
+        try {
+          idle = await idlePhase(fresh, idleUsers(name), idleSizes);
+        } finally {
+          await fresh.stop();
+        }
+        log(`  ${name.padEnd(12)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
+        await quiet([beam]);
       }
-      log(`  ${name.padEnd(9)} idle: ${idle.map((x) => `${x.rssPerSessionKiB.toFixed(1)} KiB per session at ${x.sessions}`).join(', ')}`);
-      await quiet([beam]);
       const box = await start(name);
       try {
         const users = loginUsers(name);
         const first = await loginPhase(box, beam, users, concurrency, 'first');
         await closeAll(first.sessions);
-        await quiet([beam, box.pid]);
+        await quiet([beam, ...box.pids]);
         const second = await loginPhase(box, beam, users, concurrency, 'second');
         await closeAll(second.sessions);
-        await quiet([beam, box.pid]);
+        await quiet([beam, ...box.pids]);
         const fmt = (p: LoginPhase) =>
           `${p.perSecond.toFixed(0)} logins/s, bound p50 ${(p.bound.p50us / 1e3).toFixed(1)} ms p99 ${(p.bound.p99us / 1e3).toFixed(1)} ms, presence p50 ${(p.presence.p50us / 1e3).toFixed(1)} ms p99 ${(p.presence.p99us / 1e3).toFixed(1)} ms${p.noPresence ? ` (${p.noPresence} without)` : ''}, CPU per login ${(p.cpuPerLoginUs / 1e3).toFixed(2)} ms (ejabberd ${(p.backendCpuPerLoginUs / 1e3).toFixed(2)} ms)`;
-        log(`  ${name.padEnd(9)} first login:  ${fmt(first.phase)}`);
-        log(`  ${name.padEnd(9)} second login: ${fmt(second.phase)}`);
-        const relay = await loadRound(box, box.port, users.slice(0, 4), 4, 64, relaySeconds, `relay-${name}`);
-        log(`  ${name.padEnd(9)} relay: ${(relay.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s (${relay.relayed} relayed, ${relay.cpuSeconds.toFixed(2)} CPU-s)`);
+        log(`  ${name.padEnd(12)} first login:  ${fmt(first.phase)}`);
+        log(`  ${name.padEnd(12)} second login: ${fmt(second.phase)}`);
+        const relay = await loadRound(box, box.ports, users.slice(0, 4), 4, 64, relaySeconds, `relay-${name}`);
+        log(`  ${name.padEnd(12)} relay: ${(relay.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s (${relay.relayed} relayed, ${relay.cpuSeconds.toFixed(2)} CPU-s)`);
         const lat = await latencyPhase(box, backend.plainPort!, users[4] ?? users[0]!, latencySamples);
-        log(`  ${name.padEnd(9)} latency: p50 ${lat.box.p50us.toFixed(0)} µs (direct ${lat.direct.p50us.toFixed(0)}, added ${lat.addedP50us.toFixed(0)}), p99 ${lat.box.p99us.toFixed(0)} µs (direct ${lat.direct.p99us.toFixed(0)})`);
+        log(`  ${name.padEnd(12)} latency: p50 ${lat.box.p50us.toFixed(0)} µs (direct ${lat.direct.p50us.toFixed(0)}, added ${lat.addedP50us.toFixed(0)}), p99 ${lat.box.p99us.toFixed(0)} µs (direct ${lat.direct.p99us.toFixed(0)})`);
         boxes[name] = { first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat };
       } finally {
         await box.stop();
