@@ -28,6 +28,9 @@ const isBody = (text: string) => (s: Element) => s.name === 'message' && s.getCh
 const isCarbon = (kind: 'sent' | 'received', text: string) => (s: Element) =>
   s.name === 'message' && s.getChild(kind, NS_CARBONS)?.getChild('forwarded', 'urn:xmpp:forward:0')?.getChild('message')?.getChildText('body') === text;
 
+/** a subscriptions query (XEP-0060 §5.6) to a pubsub service, as the proxy sends it */
+const SUBSCRIPTIONS_QUERY = /<iq [^>]*to=["']pubsub\.[^>]*>\s*<pubsub [^>]*>\s*<subscriptions\s*\/>/;
+
 async function enableCarbons(c: Client): Promise<void> {
   await c.iqCaller.request(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS_CARBONS })));
 }
@@ -82,10 +85,15 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.notOk(romeo.received.some((s: Element) => s.name === 'message' && s.getChild('composing', 'http://jabber.org/protocol/chatstates')), 'a bare chat state is not kept for later');
       const invite = await waitFor(romeo, (s: Element) => s.name === 'message' && s.attrs.id === 'inv1');
       t.equal(invite.getChild('x', 'jabber:x:conference')?.attrs.jid, 'verona@conference.capulet.lit', 'a direct invitation is kept for later');
+      const before = cap.toBackend().length;
       const second = await login('romeo', 'montague.lit', 'mobile');
       await online(second);
       await sleep(1000);
       t.same(bodies(second), [], 'a resource logging in later does not get them again');
+      const sent = cap.toBackend();
+      t.match(sent, /<retract node=["']xep207-proxy\/inbox["'][^>]*>\s*<item id=["']chat:xep207-proxy\/chat\//, "the node's announcement in romeo's inbox is retracted once its messages were delivered");
+      // the later login found its nodes from the markers: no subscriptions query (ejabberd scans every subscription for one)
+      t.notMatch(sent.slice(before), SUBSCRIPTIONS_QUERY, 'no subscriptions query at a later login');
       await Promise.all([juliet.stop(), romeo.stop(), second.stop()]);
     });
 
@@ -114,6 +122,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await online(paris);
       const got = await waitFor(paris, isBody('Thursday is too soon'), 8000);
       t.equal(got.attrs.from, `${JULIET}/balcony`);
+      t.match(cap.toBackend(), SUBSCRIPTIONS_QUERY, "found by the subscriptions query of paris's first login (juliet could not announce the node: paris had no inbox)");
       await Promise.all([juliet.stop(), paris.stop()]);
     });
 

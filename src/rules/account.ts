@@ -41,6 +41,14 @@ export const NODE_INBOX = 'xep207-proxy/inbox';
  */
 const LAZY: ReadonlySet<string> = new Set([NODE_ROSTER, NODE_DELIVERED, NODE_PEP]);
 
+/**
+ * The nodes the login reads (all their items: each is what a rule reads right after the login anyway,
+ * the roster, stale own resources, the inbox, the PEP registry): an answer says the node exists.
+ * Not read: the delivery markers, read at initial presence (chat.ts); a first write tries to create
+ * the node, which answers conflict if it exists.
+ */
+const READ_AT_LOGIN: readonly string[] = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_PEP];
+
 /** Called on every roster change of a session's account (its own writes and other sessions'). */
 export type ChangeHandler = (account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
 /** Called when the session's client sends initial presence. */
@@ -83,6 +91,8 @@ export class Account {
   private unmade: Map<string, Promise<void> | undefined> | undefined;
   /** the proxy's gate for the profile's node creations (set by the login) */
   private gate: Gate | undefined;
+  /** what the login's probes read of the nodes that other rules read right after it (READ_AT_LOGIN) */
+  private atLogin: Map<string, Element> | undefined;
   /** the user's other connected resources, as the backend's presence between its sessions says */
   connected: Set<string> | undefined;
   /** the priority of the client's last broadcast presence (RFC 6121 §4.7.2.3) */
@@ -191,21 +201,26 @@ export class Account {
     let gate = options.creates.get(this.profile.name);
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
     this.gate = gate;
-    const wanted = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_DELIVERED, NODE_PEP];
+    const wanted = [...READ_AT_LOGIN, NODE_DELIVERED];
     // Which of our nodes exist: a read of each (ejabberd and Prosody look a node up by its name),
     // never a disco#items listing of the user's nodes, which ejabberd answers by scanning every PEP
-    // node it holds (30-40 ms of its CPU per login with 100k nodes, bench (e)). The roster's read is
-    // the roster itself. Missing: item-not-found; anything else: created (now, or lazily before the
-    // first write), a conflict saying it exists.
-    const probe = (node: string, iq: Element) => budget.run(`probe ${node}`, () => this.ctx.request(iq));
-    const early = probe(NODE_ROSTER, ps.items(undefined, NODE_ROSTER));
+    // node it holds (30-40 ms of its CPU per login with 100k nodes, bench (e)). Missing:
+    // item-not-found; anything else: created (now, or lazily before the first write), a conflict
+    // saying it exists.
+    const probe = (node: string) => budget.run(`probe ${node}`, () => this.ctx.request(ps.items(undefined, node)));
+    const early = probe(NODE_ROSTER);
     early.catch(() => undefined); // read below
     const found = await Promise.all(
       wanted.map((node) =>
-        (node === NODE_ROSTER ? early : probe(node, ps.lastItems(undefined, node, 1))).then(
-          () => 'exists' as const,
-          (err: unknown) => (err instanceof StanzaError && err.condition === 'item-not-found' ? ('missing' as const) : ('unknown' as const)),
-        ),
+        !READ_AT_LOGIN.includes(node)
+          ? ('unknown' as const)
+          : (node === NODE_ROSTER ? early : probe(node)).then(
+              (res) => {
+                if (node !== NODE_ROSTER) (this.atLogin ??= new Map()).set(node, res);
+                return 'exists' as const;
+              },
+              (err: unknown) => (err instanceof StanzaError && err.condition === 'item-not-found' ? ('missing' as const) : ('unknown' as const)),
+            ),
       ),
     );
     const existing = new Set(wanted.filter((_, i) => found[i] === 'exists'));
@@ -234,6 +249,25 @@ export class Account {
       roster ?? (this.rosterLoaded ? undefined : this.loadRoster(budget)),
       this.profile.ownerNotifiedImplicitly ? undefined : this.subscribeOwner(budget, made, created),
     ]);
+  }
+
+  /**
+   * For a rule's read right after the login: the items of one of our nodes as the login read them
+   * (once: the reader takes them; undefined if the login did not read them), `none` when the login
+   * made the node or found it missing and it has not been made since: nothing to read.
+   */
+  takeLoginRead(node: string): Element | 'none' | undefined {
+    const res = this.peekLoginRead(node);
+    if (res === undefined || res === 'none') return res;
+    this.atLogin!.delete(node);
+    if (this.atLogin!.size === 0) this.atLogin = undefined; // nothing kept for an idle session
+    return res;
+  }
+
+  /** The same, for a rule before the one that takes it. */
+  peekLoginRead(node: string): Element | 'none' | undefined {
+    if (this.createdNodes.has(node) || this.unmade?.has(node)) return 'none';
+    return this.atLogin?.get(node);
   }
 
   /**

@@ -4,10 +4,17 @@
 // one --pubsub-service names for every domain): node `xep207-proxy/chat/<hash of sender and
 // recipient>`, whitelist, the sender a publisher, the recipient a member and subscribed with its
 // bare JID (the sender is not: its other resources' sent carbons come from its proxy, chat.ts, which
-// spares the backend a second notification per message). Listing 18 has one node per pair; one per direction keeps every node that can hold
-// messages for a user on a service derived from the user's own JID, so that the recipient's proxy
-// finds all of them at login with one subscriptions query (fixtures/README.md), and only the sender
-// can write into a node whose name names it as the sender.
+// spares the backend a second notification per message). Listing 18 has one node per pair; one per
+// direction keeps every node that can hold messages for a user on a service derived from the user's
+// own JID (fixtures/README.md), and only the sender can write into a node whose name names it as
+// the sender.
+//
+// The recipient's proxy learns of a new node from an announcement the sender's proxy leaves in the
+// recipient's inbox (item `chat:<node>`), kept until a message of it has been delivered (from then on
+// the delivery markers name the node). Not from a subscriptions query: ejabberd answers one by
+// scanning every subscription and affiliation it holds (all users' PEP nodes included), at every
+// login; it is asked only at the user's first login through the proxy, for nodes made while the
+// user had no inbox yet.
 //
 // The node is created on first use by the service account (Prosody lets only a component's admins
 // create nodes there) or, without one, by the sender's own session (ejabberd lets users create nodes
@@ -28,6 +35,20 @@ export const NODE_CHAT_PREFIX = 'xep207-proxy/chat/';
 /** a user's private PEP node: per incoming chat node, the last message delivered to the user */
 export const NODE_DELIVERED = 'xep207-proxy/delivered';
 export const NS_CHAT = 'urn:xep207-proxy:chat:0';
+
+/** The inbox item that tells the recipient's proxy of a node (its id, its payload). */
+export const ANNOUNCE_PREFIX = 'chat:';
+
+export function announcement(node: string): Element {
+  return xml('chat', { xmlns: NS_CHAT, node });
+}
+
+/** The chat node an inbox item announces, if it is an announcement. */
+export function announcedNode(item: { id: string; payload: Element | undefined }): string | undefined {
+  if (!item.id.startsWith(ANNOUNCE_PREFIX)) return undefined;
+  const node = item.id.slice(ANNOUNCE_PREFIX.length);
+  return node.startsWith(NODE_CHAT_PREFIX) ? node : undefined;
+}
 
 export function chatNode(sender: string, recipient: string): string {
   return NODE_CHAT_PREFIX + createHash('sha256').update(`${sender}\n${recipient}`).digest('base64url').slice(0, 32);

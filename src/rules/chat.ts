@@ -9,16 +9,17 @@
 // Messages to anyone else (a remote domain, a component, a MUC room, the user's own JID) and
 // error/groupchat messages pass through to the backend unchanged.
 import type { Element } from 'ltx';
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../xmpp/random.js';
 import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf, parseJid } from '../xmpp/jid.js';
 import { NS_CLIENT, NS_PUBSUB } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
-import { accountOf, hasAccount, type Account } from './account.js';
+import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
-import { NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announcedNode, announcement, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { isTransient, retrying } from './retry.js';
 import { Answers, askServed } from './served.js';
 import type { Stanza } from '../stream/stanza.js';
 import type { Rule, RuleContext } from './types.js';
@@ -47,6 +48,8 @@ interface ChatState {
   live?: Set<string>;
   /** outgoing nodes this session took the user's own subscription away from */
   unsubscribed?: Set<string>;
+  /** incoming nodes announced in the user's inbox (chat-nodes.ts); undefined: not read yet */
+  announced?: Set<string>;
 }
 
 const KEY = 'chat';
@@ -205,19 +208,25 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
       if (!account.available) return;
     }
     const service = chatService(account.bare, opts.pubsubService);
-    const [subs, marks] = await Promise.all([
-      ctx.request(ps.mySubscriptions(service)).catch(() => undefined),
+    // where messages for the user can be: the nodes it got messages from (the markers), those
+    // announced since, and at the first login through the proxy those made before it had an inbox
+    const [marks, inbox, subs] = await Promise.all([
       ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
+      st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
+      account.createdNodes.has(NODE_PRESENCE) ? ctx.request(ps.mySubscriptions(service)).catch(() => undefined) : undefined,
     ]);
+    const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());
     for (const item of marks ? itemsOfResult(marks) : []) {
       const key = item.payload?.attrs.key as string | undefined;
       if (key && (delivered.get(item.id) ?? '') < key) delivered.set(item.id, key);
     }
-    const nodes = (subs?.getChild('pubsub', NS_PUBSUB)?.getChild('subscriptions')?.getChildren('subscription') ?? [])
-      .filter((s) => (s.attrs.node as string | undefined)?.startsWith(NODE_CHAT_PREFIX) && s.attrs.subscription === 'subscribed')
-      .map((s) => s.attrs.node as string);
-    for (const node of new Set(nodes)) {
+    const nodes = new Set([...delivered.keys(), ...announced].filter((n) => n.startsWith(NODE_CHAT_PREFIX)));
+    for (const s of subs?.getChild('pubsub', NS_PUBSUB)?.getChild('subscriptions')?.getChildren('subscription') ?? []) {
+      const node = s.attrs.node as string | undefined;
+      if (node?.startsWith(NODE_CHAT_PREFIX) && s.attrs.subscription === 'subscribed') nodes.add(node);
+    }
+    for (const node of nodes) {
       const res = await ctx.request(ps.items(service, node)).catch(() => undefined);
       if (!res) continue;
       const pending = itemsOfResult(res)
@@ -234,6 +243,13 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     }
     // offline messages are marked at once: a resource logging in right after this one reads the marker
     await flushMarkers(account);
+    // a node with a marker needs its announcement no more
+    for (const node of [...announced].filter((n) => delivered.has(n))) {
+      announced.delete(node);
+      await ctx.request(ps.retract(undefined, NODE_INBOX, ANNOUNCE_PREFIX + node)).catch(() => undefined);
+    }
+    // nothing kept for an idle session: a later catch-up (after an unavailable) reads the inbox again
+    if (announced.size === 0) st.announced = undefined;
   } finally {
     st.live = undefined;
   }
@@ -253,7 +269,7 @@ const UNMAPPABLE = new Set(['forbidden', 'not-allowed', 'service-unavailable', '
  */
 function askNode(account: Account, service: string, node: string, recipient: string): Promise<boolean> {
   return createChatNode(account.ctx, account.profile, service, node, recipient).then(
-    () => true,
+    () => announce(account, node, recipient).then(() => true),
     (err: unknown) => {
       if (err instanceof StanzaError && UNMAPPABLE.has(err.condition)) {
         // remembered: asking again for every message would not change the answer
@@ -266,6 +282,29 @@ function askNode(account: Account, service: string, node: string, recipient: str
 }
 
 /**
+ * Tell the recipient's proxy of the node (once per proxy and node, made now or before: the same item
+ * again changes nothing). A recipient without an inbox (ejabberd: item-not-found, Prosody:
+ * forbidden) has never logged in through the proxy: its first login asks for its subscriptions
+ * instead. A transient failure fails the message: the next one asks again.
+ */
+async function announce(account: Account, node: string, recipient: string): Promise<void> {
+  await retrying(account.ctx.log, 'chat announcement', () => account.ctx.request(ps.publish(recipient, NODE_INBOX, ANNOUNCE_PREFIX + node, announcement(node)))).catch((err: unknown) => {
+    if (isTransient(err)) throw err;
+    account.ctx.log.debug({ err: String(err), to: recipient }, 'chat node not announced (no inbox yet)');
+  });
+}
+
+/** The chat nodes announced in the user's inbox (its items). */
+function announcements(res: Element | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const item of res ? itemsOfResult(res) : []) {
+    const node = announcedNode(item);
+    if (node) out.add(node);
+  }
+  return out;
+}
+
+/**
  * Publish the client's message, then send the user's other connected resources their XEP-0280 §7.4
  * sent carbon. Why from the sender's proxy, not from a notification: the node would need the
  * sender's bare JID subscribed, a second notification per message for every available resource of
@@ -273,7 +312,7 @@ function askNode(account: Account, service: string, node: string, recipient: str
  */
 function publishMessage(account: Account, el: Element, service: string, node: string): Promise<void> {
   const at = sendStamp();
-  return account.ctx.request(ps.publish(service, node, randomBytes(9).toString('base64url'), messagePayload(el, account.full, at))).then(() => sentCarbons(account, el));
+  return account.ctx.request(ps.publish(service, node, randomToken(9), messagePayload(el, account.full, at))).then(() => sentCarbons(account, el));
 }
 
 /**
@@ -364,6 +403,13 @@ export function chatRule(opts: ChatOptions = {}): Rule {
       })();
     },
 
+    onBound(ctx) {
+      if (!hasAccount(ctx)) return;
+      // the inbox as the login read it (the subscription rule, later in the table, takes it)
+      const read = accountOf(ctx).peekLoginRead(NODE_INBOX);
+      if (read) stateOf(ctx).announced = read === 'none' ? new Set() : announcements(read);
+    },
+
     async onClose(ctx) {
       if (hasAccount(ctx) && ctx.state.has(KEY)) await flushMarkers(accountOf(ctx));
     },
@@ -381,6 +427,15 @@ export function chatRule(opts: ChatOptions = {}): Rule {
           if (key && (st.delivered?.get(item.id) ?? '') < key) (st.delivered ??= new Map()).set(item.id, key);
         }
         return true;
+      }
+      if (ev.node === NODE_INBOX && ev.service.toLowerCase() === account.bare) {
+        // a new node announced while the session is connected (the subscription rule sees the rest)
+        const st = stateOf(ctx);
+        for (const item of ev.items) {
+          const node = announcedNode(item);
+          if (node && st.announced) st.announced.add(node);
+        }
+        return false;
       }
       if (!ev.node.startsWith(NODE_CHAT_PREFIX)) return false;
       for (const item of ev.items) notified(account, ev.service.toLowerCase(), ev.node, item, opts);

@@ -15,7 +15,7 @@
 // (kick, ban, voice), members-only and temporary rooms, destroying a room, iqs to occupants (README,
 // group chat).
 import type { Element } from 'ltx';
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../xmpp/random.js';
 import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
@@ -195,7 +195,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
   // This proxy instance, named in its occupants' items: a joiner asks one occupant per other instance
   // whether it is alive (an instance that died took all its sessions with it) instead of every
   // occupant, and answers for this instance's own sessions without asking (`local`).
-  const instance = randomBytes(9).toString('base64url');
+  const instance = randomToken(9);
   const local = new Map<string, RuleContext>();
   const localAlive = (room: string, o: Occupant): boolean => {
     const ctx = local.get(o.jid);
@@ -576,7 +576,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
     const payload = messagePayload(el, `${room}/${j.nick}`, new Date().toISOString());
     try {
       if (el.getChild('subject')) await ctx.request(ps.publish(j.service, nodes.meta, 'subject', payload));
-      await ctx.request(ps.publish(j.service, nodes.messages, randomBytes(9).toString('base64url'), payload));
+      await ctx.request(ps.publish(j.service, nodes.messages, randomToken(9), payload));
     } catch (err) {
       ctx.log.warn({ err: String(err), room }, 'groupchat message not published');
       bounce(err instanceof StanzaError ? err : new StanzaError('internal-server-error'));

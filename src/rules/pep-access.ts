@@ -73,10 +73,11 @@ function missing(err: unknown): boolean {
   return err instanceof StanzaError && err.condition === 'item-not-found';
 }
 
-/** Every registered node and its access. */
-export async function registry(account: Account): Promise<Map<string, Access>> {
+/** Every registered node and its access (from `read`, the registry's items, if given). */
+export async function registry(account: Account, read?: Element | 'none'): Promise<Map<string, Access>> {
   const out = new Map<string, Access>();
-  const res = await account.ctx.request(ps.items(undefined, NODE_PEP)).catch((err: unknown) => {
+  if (read === 'none') return out;
+  const res = read ?? await account.ctx.request(ps.items(undefined, NODE_PEP)).catch((err: unknown) => {
     if (missing(err)) return undefined;
     throw err;
   });
@@ -163,7 +164,8 @@ export function revokeNodes(account: Account, contact: string): Promise<void> {
  * before the proxy was in front of the backend is classified from its configuration.
  */
 export async function reconcile(account: Account): Promise<void> {
-  const nodes = await registry(account);
+  // what the login read, if it did: none yet when the login found the registry missing (LAZY)
+  const nodes = await registry(account, account.takeLoginRead(NODE_PEP));
   if (!account.createdNodes.has(NODE_PRESENCE)) {
     // the user's nodes are listed only at the login that made the presence node (the first through the
     // proxy: nodes made before it are classified then); later, the registered ones are synced by

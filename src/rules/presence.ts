@@ -168,7 +168,9 @@ async function broadcast(account: Account, client: Element): Promise<void> {
  * dropped at login, which tells the contacts that those resources are unavailable.
  */
 async function dropStaleResources(account: Account): Promise<void> {
-  const res = await account.ctx.request(ps.items(undefined, NODE_PRESENCE)).catch(() => undefined);
+  const read = account.takeLoginRead(NODE_PRESENCE);
+  if (read === 'none') return; // made by this login: empty
+  const res = read ?? (await account.ctx.request(ps.items(undefined, NODE_PRESENCE)).catch(() => undefined));
   if (!res) return;
   for (const item of itemsOfResult(res)) {
     if (item.id === account.ctx.jid.resource) continue;

@@ -12,7 +12,7 @@
 //   unsubscribe   subscriber cancels: it unsubscribes itself
 // The four types also travel to the other user's inbox, where that user's proxy applies them to
 // its roster (RFC 6121 Appendix A) and delivers them to the client.
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../xmpp/random.js';
 import { clone, type Element } from 'ltx';
 import * as ps from '../pubsub/requests.js';
 import type { PublishedItem } from '../pubsub/events.js';
@@ -44,7 +44,7 @@ export async function toInbox(account: Account, contact: string, type: Subscript
     'presence',
     { xmlns: NS_CLIENT, type, from: account.bare, to: contact },
     ...extra.map(clone),
-    xml('inbox', { xmlns: NS_INBOX, nonce: randomBytes(9).toString('base64url') }),
+    xml('inbox', { xmlns: NS_INBOX, nonce: randomToken(9) }),
   );
   try {
     await account.ctx.request(ps.publish(contact, NODE_INBOX, inboxItemId(type, account.bare), presence));

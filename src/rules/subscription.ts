@@ -3,6 +3,7 @@
 // users' proxies leave in the user's inbox is applied to the roster and delivered to the client. No
 // subscription presence ever reaches the backend (ejabberd drops a session that sends one).
 import type { Element } from 'ltx';
+import { ANNOUNCE_PREFIX } from './chat-nodes.js';
 import { eventOf, isAuthorizationRequest, itemsOfResult } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
@@ -55,6 +56,7 @@ function deliver(account: Account, presence: Element): void {
 /** Read the inbox, apply each item, retract it. */
 async function drainInbox(account: Account, items: Array<{ id: string; publisher?: string; payload: Element | undefined }>): Promise<void> {
   for (const item of items) {
+    if (item.id.startsWith(ANNOUNCE_PREFIX)) continue; // a chat node's announcement: chat.ts's
     try {
       await account.exclusive(() => receiveSubscription(account, item));
     } catch (err) {
@@ -85,7 +87,8 @@ export const subscriptionRule: Rule = {
     const account = accountOf(ctx);
     if (!account.rosterLoaded) return;
     // what arrived while the user was offline
-    const res = await ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined);
+    const read = account.takeLoginRead(NODE_INBOX);
+    const res = read === 'none' ? undefined : (read ?? (await ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined)));
     if (res) await drainInbox(account, itemsOfResult(res));
     await account.exclusive(() => retryUndelivered(account)).catch(() => undefined);
     scheduleRetry(ctx, account);

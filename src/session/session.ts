@@ -9,7 +9,7 @@
 //   authed  -> authenticated stream; bind (and session) iqs relayed, the bound JID recorded
 //   bound   -> every stanza goes through the rule lanes
 //   closed
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../xmpp/random.js';
 import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
@@ -101,7 +101,7 @@ const PAUSE_PEER_FULL = 2; // the other socket does not drain
 const PAUSE_BIND = 4; // onBound hooks are running
 
 export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegEvents {
-  readonly id = randomBytes(6).toString('base64url');
+  readonly id = randomToken(6);
   log: Logger;
   private readonly client: XmlStream;
   private backend: BackendLeg | undefined;
@@ -114,6 +114,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private mechanisms: string[] | undefined;
   private bindId: string | undefined;
   private jidValue: JID | undefined;
+  /** the bound JID's bare form, as the trackers compare it with every answer's `from` (made once) */
+  private bareValue: string | undefined;
   /** client stanzas that arrived while the bind answer was pending: they wait for the lanes */
   private early: Stanza[] | undefined;
   private toBackendLane: Lane | undefined;
@@ -146,8 +148,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.clientSecure = transport.secure;
     this.client = new XmlStream(transport.framing, this);
     const meter = deps.meter;
-    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString(), meter ? () => meter.requestTimedOut() : undefined);
-    this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.jidValue?.bare().toString());
+    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.bareValue, meter ? () => meter.requestTimedOut() : undefined);
+    this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.bareValue);
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
     this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
@@ -160,7 +162,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   // ---- the client's stream header ------------------------------------------------------------
 
   private ourHeader(): Record<string, string> {
-    return { id: randomBytes(9).toString('base64url'), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang };
+    return { id: randomToken(9), from: this.domain || 'localhost', version: '1.0', 'xml:lang': this.lang };
   }
 
   // ---- the client stream's events (StreamEvents) ----
@@ -431,6 +433,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   private bound(jid: JID): void {
     this.jidValue = jid;
+    this.bareValue = jid.bare().toString();
     this.phase = 'bound';
     clearTimeout(this.negotiationTimer);
     this.negotiationTimer = undefined;

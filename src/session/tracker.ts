@@ -1,6 +1,6 @@
 // The proxy's own iq requests to the backend: ids that cannot collide with a client's, answers
 // matched before they could reach the client, time-outs.
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../xmpp/random.js';
 import type { Element } from 'ltx';
 import type { Stanza } from '../stream/stanza.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
@@ -15,7 +15,7 @@ interface Pending {
 
 export class IqTracker {
   /** per-session random prefix: a client cannot guess it, so its ids never collide with ours */
-  private readonly prefix = `x207${randomBytes(6).toString('base64url')}-`;
+  private readonly prefix = `x207${randomToken(6)}-`;
   private seq = 0;
   private pending: Map<string, Pending> | undefined; // created on first use: idle sessions keep none
   /** a drain waits for the requests in flight (whenIdle) */
