@@ -11,10 +11,11 @@
 //
 // The recipient's proxy learns of a new node from an announcement the sender's proxy leaves in the
 // recipient's inbox (item `chat:<node>`), kept until a message of it has been delivered (from then on
-// the delivery markers name the node). Not from a subscriptions query: ejabberd answers one by
-// scanning every subscription and affiliation it holds (all users' PEP nodes included), at every
-// login; it is asked only at the user's first login through the proxy, for nodes made while the
-// user had no inbox yet.
+// the delivery markers name the node). A recipient without an inbox has never logged in through the
+// proxy: the announcement then goes to a node of the chat service named for the recipient
+// (`xep207-proxy/waiting/<hash>`, the recipient a member, anybody may publish), which its first login
+// reads by name. Not from a subscriptions query: ejabberd answers one by scanning every
+// subscription and affiliation it holds (all users' PEP nodes included).
 //
 // The node is created on first use by the service account (Prosody lets only a component's admins
 // create nodes there) or, without one, by the sender's own session (ejabberd lets users create nodes
@@ -32,6 +33,7 @@ import { retrying } from './retry.js';
 import type { RuleContext } from './types.js';
 
 export const NODE_CHAT_PREFIX = 'xep207-proxy/chat/';
+export const NODE_WAITING_PREFIX = 'xep207-proxy/waiting/';
 /** a user's private PEP node: per incoming chat node, the last message delivered to the user */
 export const NODE_DELIVERED = 'xep207-proxy/delivered';
 export const NS_CHAT = 'urn:xep207-proxy:chat:0';
@@ -48,6 +50,27 @@ export function announcedNode(item: { id: string; payload: Element | undefined }
   if (!item.id.startsWith(ANNOUNCE_PREFIX)) return undefined;
   const node = item.id.slice(ANNOUNCE_PREFIX.length);
   return node.startsWith(NODE_CHAT_PREFIX) ? node : undefined;
+}
+
+/** Where the nodes for a recipient without an inbox are announced (on its chat service). */
+export function waitingNode(recipient: string): string {
+  return NODE_WAITING_PREFIX + createHash('sha256').update(recipient).digest('base64url').slice(0, 32);
+}
+
+/**
+ * Announce `node` in the recipient's waiting node, made first where missing (by the service account
+ * where there is one, like the chat nodes; a conflict: it exists, the recipient a member already).
+ */
+export async function announceWaiting(ctx: RuleContext, profile: BackendProfile, service: string, recipient: string, node: string): Promise<void> {
+  const owner = ctx.service ?? ctx;
+  const waiting = waitingNode(recipient);
+  try {
+    await retrying(ctx.log, `create ${waiting}`, () => owner.request(ps.createNode(waiting, { ...chatNodeConfig(profile), 'pubsub#publish_model': 'open' }, service)));
+    await retrying(ctx.log, 'waiting affiliations', () => owner.request(ps.setAffiliations(waiting, [[recipient, 'member']], service)));
+  } catch (err) {
+    if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
+  }
+  await retrying(ctx.log, 'waiting announcement', () => ctx.request(ps.publish(service, waiting, node, announcement(node))));
 }
 
 export function chatNode(sender: string, recipient: string): string {

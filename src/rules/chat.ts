@@ -14,11 +14,11 @@ import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js'
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { bareOf, parseJid } from '../xmpp/jid.js';
-import { NS_CLIENT, NS_PUBSUB } from '../xmpp/ns.js';
+import { NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
-import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announcedNode, announcement, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announceWaiting, announcedNode, announcement, waitingNode, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
 import { isTransient, retrying } from './retry.js';
 import { Answers, askServed } from './served.js';
 import type { Stanza } from '../stream/stanza.js';
@@ -210,10 +210,10 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     const service = chatService(account.bare, opts.pubsubService);
     // where messages for the user can be: the nodes it got messages from (the markers), those
     // announced since, and at the first login through the proxy those made before it had an inbox
-    const [marks, inbox, subs] = await Promise.all([
+    const [marks, inbox, waiting] = await Promise.all([
       ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
-      account.createdNodes.has(NODE_PRESENCE) ? ctx.request(ps.mySubscriptions(service)).catch(() => undefined) : undefined,
+      account.createdNodes.has(NODE_PRESENCE) ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
     ]);
     const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());
@@ -222,10 +222,7 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
       if (key && (delivered.get(item.id) ?? '') < key) delivered.set(item.id, key);
     }
     const nodes = new Set([...delivered.keys(), ...announced].filter((n) => n.startsWith(NODE_CHAT_PREFIX)));
-    for (const s of subs?.getChild('pubsub', NS_PUBSUB)?.getChild('subscriptions')?.getChildren('subscription') ?? []) {
-      const node = s.attrs.node as string | undefined;
-      if (node?.startsWith(NODE_CHAT_PREFIX) && s.attrs.subscription === 'subscribed') nodes.add(node);
-    }
+    for (const item of waiting ? itemsOfResult(waiting) : []) if (item.id.startsWith(NODE_CHAT_PREFIX)) nodes.add(item.id);
     for (const node of nodes) {
       const res = await ctx.request(ps.items(service, node)).catch(() => undefined);
       if (!res) continue;
@@ -269,7 +266,7 @@ const UNMAPPABLE = new Set(['forbidden', 'not-allowed', 'service-unavailable', '
  */
 function askNode(account: Account, service: string, node: string, recipient: string): Promise<boolean> {
   return createChatNode(account.ctx, account.profile, service, node, recipient).then(
-    () => announce(account, node, recipient).then(() => true),
+    () => announce(account, service, node, recipient).then(() => true),
     (err: unknown) => {
       if (err instanceof StanzaError && UNMAPPABLE.has(err.condition)) {
         // remembered: asking again for every message would not change the answer
@@ -284,13 +281,22 @@ function askNode(account: Account, service: string, node: string, recipient: str
 /**
  * Tell the recipient's proxy of the node (once per proxy and node, made now or before: the same item
  * again changes nothing). A recipient without an inbox (ejabberd: item-not-found, Prosody:
- * forbidden) has never logged in through the proxy: its first login asks for its subscriptions
- * instead. A transient failure fails the message: the next one asks again.
+ * forbidden) has never logged in through the proxy: the node goes to its waiting node, which its
+ * first login reads. A transient failure fails the message: the next one asks again.
  */
-async function announce(account: Account, node: string, recipient: string): Promise<void> {
-  await retrying(account.ctx.log, 'chat announcement', () => account.ctx.request(ps.publish(recipient, NODE_INBOX, ANNOUNCE_PREFIX + node, announcement(node)))).catch((err: unknown) => {
+async function announce(account: Account, service: string, node: string, recipient: string): Promise<void> {
+  const ctx = account.ctx;
+  const inbox = await retrying(ctx.log, 'chat announcement', () => ctx.request(ps.publish(recipient, NODE_INBOX, ANNOUNCE_PREFIX + node, announcement(node)))).then(
+    () => true,
+    (err: unknown) => {
+      if (isTransient(err)) throw err;
+      return false;
+    },
+  );
+  if (inbox) return;
+  await announceWaiting(ctx, account.profile, service, recipient, node).catch((err: unknown) => {
     if (isTransient(err)) throw err;
-    account.ctx.log.debug({ err: String(err), to: recipient }, 'chat node not announced (no inbox yet)');
+    ctx.log.warn({ err: String(err), to: recipient }, "chat node not announced: the recipient's first login will not find its messages");
   });
 }
 
