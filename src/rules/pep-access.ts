@@ -181,10 +181,11 @@ export async function reconcile(account: Account): Promise<void> {
   // The first login through the proxy: nodes made before the proxy was in front of the backend are
   // classified. A listing costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at
   // 60-100k nodes), so it is made only for a user who has PEP data at all, which shows in the nodes
-  // every client that has any publishes: their configurations are read by name (cheap on both
-  // backends). A user with none of them (a new account, as a rule) is not listed.
-  const known = await Promise.all(WELL_KNOWN.map((node) => configuredModel(account, node).catch(() => 'unknown')));
-  if (known.every((model) => model === undefined)) return;
+  // every client that has any publishes: their last items are read by name (cheap on both
+  // backends; a configuration read would make ejabberd build a whole form). A user with none of
+  // them (a new account, as a rule) is not listed.
+  const known = await Promise.all(WELL_KNOWN.map((node) => account.ctx.request(ps.lastItems(undefined, node, 1)).then(() => true, (err: unknown) => !missing(err))));
+  if (!known.includes(true)) return;
   const res = await account.ctx.request(ps.discoItems(account.bare));
   const existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? []);
   for (const node of nodes.keys()) if (!existing.has(node)) await unrecord(account, node);
