@@ -219,7 +219,11 @@ t.test('a client message -> listing 18 (the node, made once) and listing 19 (the
   t.equal(canon(find(s.rec.requests, isCreate)!), canon(create!), 'listing 18: the node, whitelist, publishers');
   t.equal(canon(find(s.rec.requests, isOwner('affiliations'))!), canon(affiliations!), 'the recipient a member');
   t.equal(canon(find(s.rec.requests, isOwner('subscriptions'))!), canon(subscriptions!), 'the recipient subscribed, not the sender (its carbons come from its proxy)');
-  const publish = find(s.rec.requests, (iq) => iq.getChild('pubsub', PS)?.getChild('publish') !== undefined)!;
+  const publishTo = (prefix: string) => (iq: Element) => (iq.getChild('pubsub', PS)?.getChild('publish')?.attrs.node as string | undefined)?.startsWith(prefix) === true;
+  const announced = find(s.rec.requests, publishTo('xep207-proxy/inbox'));
+  t.equal(announced?.attrs.to, 'romeo@montague.lit', "the node announced in the recipient's inbox");
+  t.equal(announced?.getChild('pubsub')?.getChild('publish')?.getChild('item')?.attrs.id, `chat:${create!.getChild('pubsub')!.getChild('create')!.attrs.node}`, 'item id chat:<node>');
+  const publish = find(s.rec.requests, publishTo('xep207-proxy/chat/'))!;
   const item = publish.getChild('pubsub')!.getChild('publish')!.getChild('item')!;
   const stamp = item.getChild('message')!.getChild('sent', 'urn:xep207-proxy:chat:0')!.attrs.at as string;
   t.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'the send time is kept');
