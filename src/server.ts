@@ -11,7 +11,7 @@ import { listenTcp, type TcpAccepted } from './listeners/tcp.js';
 import { listenWebSocket, type WsAccepted, type WsListener } from './listeners/websocket.js';
 import { defaultRules, type Rule } from './rules/index.js';
 import { ServiceAccount } from './service/account.js';
-import { Session, ruleTable, type ClientTransport, type RuleTable } from './session/session.js';
+import { Session, ruleTable, type ClientTransport, type RuleTable, type SessionDeps } from './session/session.js';
 import { RewriteTrace } from './session/rewrite-trace.js';
 import { TcpFraming } from './stream/framing-tcp.js';
 import { WsFraming } from './stream/framing-ws.js';
@@ -176,19 +176,30 @@ export class Proxy {
 
   /** `label`: the transport as metrics name it (tcp: STARTTLS or plaintext; tls: direct TLS; ws) */
   private accept(transport: ClientTransport, label: string): void {
-    const session = new Session(transport, {
-      config: this.opts.config,
-      rules: this.rules,
-      log: this.opts.log,
-      ...(this.credentials ? { credentials: this.credentials } : {}),
-      ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
-      ...(this.service ? { service: this.service } : {}),
-      transport: label,
-      ...(this.metrics ? { meter: this.metrics } : {}),
-      traceOf: (jid, log) => this.traceOf(jid, log),
-      onGone: (s) => this.gone(s),
-    });
-    this.sessions.add(session);
+    this.sessions.add(new Session(transport, this.sessionDeps(label)));
+  }
+
+  /** one SessionDeps per transport label, shared by its sessions (each session keeps a reference) */
+  private readonly deps = new Map<string, SessionDeps>();
+
+  private sessionDeps(label: string): SessionDeps {
+    let deps = this.deps.get(label);
+    if (!deps) {
+      deps = {
+        config: this.opts.config,
+        rules: this.rules,
+        log: this.opts.log,
+        ...(this.credentials ? { credentials: this.credentials } : {}),
+        ...(this.upstreamCa ? { upstreamCa: this.upstreamCa } : {}),
+        ...(this.service ? { service: this.service } : {}),
+        transport: label,
+        ...(this.metrics ? { meter: this.metrics } : {}),
+        traceOf: (jid, log) => this.traceOf(jid, log),
+        onGone: (s) => this.gone(s),
+      };
+      this.deps.set(label, deps);
+    }
+    return deps;
   }
 
   private gone(s: Session): void {

@@ -55,7 +55,7 @@ t.test('lanes count per rule; /metrics shows counts, failures and cumulative dur
 
 t.test('the tracker: whenIdle waits for the requests in flight, within its time-out', async (t) => {
   let timeouts = 0;
-  const tracker = new IqTracker(5000, () => 'juliet@capulet.lit', () => timeouts++);
+  const tracker = new IqTracker(5000, { accountBare: () => 'juliet@capulet.lit' }, { requestTimedOut: () => timeouts++ });
   const idleNow = Date.now();
   await tracker.whenIdle(1000);
   t.ok(Date.now() - idleNow < 50, 'nothing in flight: at once');

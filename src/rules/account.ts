@@ -19,6 +19,7 @@ import { PROFILES, profileForIdentity } from '../backends/profile.js';
 import type { Fields } from '../pubsub/forms.js';
 import * as ps from '../pubsub/requests.js';
 import { itemsOfResult } from '../pubsub/events.js';
+import { ownString } from '../stream/chars.js';
 import { xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
@@ -466,11 +467,13 @@ export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks, 
       if (from === undefined || bareOf(from).toLowerCase() !== ctx.bare) return false;
       // what it does tell: which of the user's resources are connected (RFC 6121 §8.5.3 delivers a
       // message to a connected full JID even before that resource sends presence)
+      // (the session's own resource is not kept: every reader skips it, so an idle session keeps no set;
+      // a copy of the others', not a slice of the chunk the presence came in)
       const slash = from.indexOf('/');
-      if (slash !== -1 && hasAccount(ctx)) {
+      if (slash !== -1 && hasAccount(ctx) && from.slice(slash + 1) !== ctx.jid.resource) {
         const a = accountOf(ctx);
         if (s.attrs.type === 'unavailable') a.connected?.delete(from.slice(slash + 1));
-        else if (s.attrs.type === undefined) (a.connected ??= new Set()).add(from.slice(slash + 1));
+        else if (s.attrs.type === undefined) (a.connected ??= new Set()).add(ownString(from.slice(slash + 1)));
       }
       return true;
     },

@@ -7,7 +7,8 @@
 import { clone, type Element } from 'ltx';
 import { eventOf, itemsOfResult, type PublishedItem } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
-import { xml } from '../stream/xml.js';
+import { ownString } from '../stream/chars.js';
+import { detached, xml } from '../stream/xml.js';
 import { bareOf } from '../xmpp/jid.js';
 import { NS_CAPS, NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
@@ -53,7 +54,7 @@ function validItem(service: string, item: PublishedItem): Element | undefined {
 function cacheOf(account: Account, contact: string): Map<string, Element> {
   account.contactPresence ??= new Map();
   let m = account.contactPresence.get(contact);
-  if (!m) account.contactPresence.set(contact, (m = new Map()));
+  if (!m) account.contactPresence.set(ownString(contact), (m = new Map())); // kept: own copies (chars.ts)
   return m;
 }
 
@@ -78,7 +79,7 @@ function seen(account: Account, service: string, payload: Element, probe: boolea
     const known = cache.delete(resource);
     if (probe || !known) return; // nothing to say about a resource nobody saw
   } else {
-    cache.set(resource, payload);
+    cache.set(ownString(resource), detached(payload)); // not the notification it came in (xml.ts)
   }
   if (account.available) account.ctx.toClient(presenceFromItem(payload, account.full));
 }

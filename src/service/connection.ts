@@ -51,7 +51,7 @@ export class ServiceConnection implements BackendLegEvents {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.socketGone = new Promise((resolve) => (this.resolveSocketGone = resolve));
     this.leg = new BackendLeg(opts.config, opts.domain, 'en', this, opts.log, opts.upstreamCa ? { ca: opts.upstreamCa } : {});
-    this.tracker = new IqTracker(opts.config.requestTimeout, () => opts.bare, opts.onTimeout ? () => opts.onTimeout!() : undefined);
+    this.tracker = new IqTracker(opts.config.requestTimeout, { accountBare: () => opts.bare }, opts.onTimeout ? { requestTimedOut: opts.onTimeout } : undefined);
     this.traceOn = opts.log.isLevelEnabled('trace');
   }
 

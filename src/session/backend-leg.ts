@@ -13,6 +13,7 @@ import { TcpFraming } from '../stream/framing-tcp.js';
 import { WsFraming } from '../stream/framing-ws.js';
 import { StreamError, isStreamErrorCondition, type StreamErrorCondition } from '../stream/errors.js';
 import type { Stanza } from '../stream/stanza.js';
+import { ownString } from '../stream/chars.js';
 import { NS_STREAMS, NS_TLS } from '../xmpp/ns.js';
 import { hasStartTls } from './features.js';
 
@@ -51,6 +52,16 @@ interface Waiter {
 const UPSTREAM_MAX_SIZE = 16 * 1024 * 1024;
 const UPSTREAM_MAX_DEPTH = 4096;
 const UPSTREAM_LIMITS = { maxSize: UPSTREAM_MAX_SIZE, maxDepth: UPSTREAM_MAX_DEPTH };
+
+const LEG = Symbol('xep207.backendLeg');
+type LegSocket = net.Socket & { [LEG]?: BackendLeg };
+
+/** 'close' of the leg's TCP socket (emitted once) */
+function legSocketClosed(this: LegSocket): void {
+  const leg = this[LEG];
+  this[LEG] = undefined;
+  leg?.socketGone();
+}
 
 export class BackendLeg implements StreamEvents {
   stream: XmlStream | undefined;
@@ -115,11 +126,19 @@ export class BackendLeg implements StreamEvents {
             resolve(socket);
           });
       socket.once('error', onError);
-      socket.once('close', () => this.events.onBackendGone()); // a TLS socket on top closes this one too
+      // a TLS socket on top closes this one too; a shared listener finds its leg on the socket (a
+      // `once` wrapper and a closure would stay with every idle session)
+      (socket as LegSocket)[LEG] = this;
+      socket.on('close', legSocketClosed);
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
       this.pendingSocket = socket;
     });
+  }
+
+  /** the TCP socket is closed (legSocketClosed) */
+  socketGone(): void {
+    this.events.onBackendGone();
   }
 
   /** the socket while connecting, so that a deadline can destroy it */
@@ -242,7 +261,8 @@ export class BackendLeg implements StreamEvents {
   // ---- the stream's events ----
 
   onStreamStart(_name: string, attrs: Record<string, string>): void {
-    this.streamId = attrs.id;
+    // a copy: the header's attributes are slices of the chunk it came in (features included)
+    this.streamId = attrs.id === undefined ? undefined : ownString(attrs.id);
     if (attrs.xmlns !== 'jabber:client') this.fail(new BackendUnavailable(`backend stream has namespace '${attrs.xmlns}'`));
   }
 

@@ -5,18 +5,27 @@
 // from the chunk that begins an element until that element is complete (a drip of bytes does not
 // restart it). From binding on the session leaves it off.
 
+/** Who is told when the clock runs out (the session: an object, so that no closure is kept per session). */
+export interface HeaderClockOwner {
+  headerTimedOut(): void;
+}
+
+function expired(owner: HeaderClockOwner): void {
+  owner.headerTimedOut();
+}
+
 export class HeaderClock {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ms: number,
-    private readonly expired: () => void,
+    private readonly owner: HeaderClockOwner,
   ) {}
 
   /** Start afresh. */
   start(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(this.expired, this.ms);
+    this.timer = setTimeout(expired, this.ms, this.owner);
     this.timer.unref();
   }
 

@@ -26,8 +26,8 @@ import { BackendLeg, BackendUnavailable, type BackendLegEvents, type LegEnd } fr
 import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
 import { Lane, type Direction, type LaneHost } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
-import { IqTracker } from './tracker.js';
-import { HeaderClock } from './header-clock.js';
+import { IqTracker, type TrackerOwner } from './tracker.js';
+import { HeaderClock, type HeaderClockOwner } from './header-clock.js';
 import type { SessionMeter } from './meter.js';
 import { RewriteTrace } from './rewrite-trace.js';
 import { LaneTally } from './tally.js';
@@ -100,7 +100,7 @@ const PAUSE_LANE = 1; // a rule of this direction is busy
 const PAUSE_PEER_FULL = 2; // the other socket does not drain
 const PAUSE_BIND = 4; // onBound hooks are running
 
-export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegEvents {
+export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegEvents, TrackerOwner, HeaderClockOwner {
   readonly id = randomToken(6);
   log: Logger;
   private readonly client: XmlStream;
@@ -147,16 +147,24 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     deps.meter?.opened(this.transport);
     this.clientSecure = transport.secure;
     this.client = new XmlStream(transport.framing, this);
-    const meter = deps.meter;
-    this.tracker = new IqTracker(deps.config.requestTimeout, () => this.bareValue, meter ? () => meter.requestTimedOut() : undefined);
-    this.clientTracker = new IqTracker(deps.config.requestTimeout, () => this.bareValue);
+    // the session is the owner the trackers and the header clock call back (no closures per session)
+    this.tracker = new IqTracker(deps.config.requestTimeout, this, deps.meter);
+    this.clientTracker = new IqTracker(deps.config.requestTimeout, this);
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
-    this.headerClock = new HeaderClock(deps.config.headerTimeout, () =>
-      this.streamError('connection-timeout', `${this.phase === 'header' ? 'stream header' : 'element'} not completed in time`),
-    );
+    this.headerClock = new HeaderClock(deps.config.headerTimeout, this);
     this.headerClock.start();
     this.log.info({ remote: transport.remote, ...(transport.via ? { via: transport.via } : {}), transport: transport.framing.kind, secure: transport.secure }, 'client connected');
+  }
+
+  /** TrackerOwner: answers to requests without `to` come from the bound account */
+  accountBare(): string | undefined {
+    return this.bareValue;
+  }
+
+  /** HeaderClockOwner */
+  headerTimedOut(): void {
+    this.streamError('connection-timeout', `${this.phase === 'header' ? 'stream header' : 'element'} not completed in time`);
   }
 
   // ---- the client's stream header ------------------------------------------------------------
@@ -440,6 +448,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.headerClock.stop();
     // negotiation state no longer needed: let it go (it counts per idle session)
     this.mechanisms = undefined;
+    this.saslMechanism = '';
     this.backendReady = undefined;
     if (this.backend) this.backend.features = undefined;
     this.log.setBindings({ jid: jid.toString() });
@@ -596,7 +605,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   /** Process shutdown: <system-shutdown/> to the client, then both legs closed. */
   shutdown(): Promise<void> {
     this.streamError('system-shutdown', 'the proxy is shutting down');
-    return this.closedPromise;
+    return this.closed;
   }
 
   /**
@@ -608,15 +617,21 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   drain(deadline: number): Promise<void> {
     if (this.phase !== 'bound') return this.shutdown();
     void this.shutdownBoth({ condition: 'system-shutdown', text: 'the proxy is shutting down', deadline });
-    return this.closedPromise;
+    return this.closed;
   }
 
-  private resolveClosed!: () => void;
-  private readonly closedPromise = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+  /** made when somebody first waits for the end (a drain, a test): an idle session keeps none */
+  private whenClosed: { promise: Promise<void>; resolve: () => void } | undefined;
 
   /** Resolves once both sockets are gone. */
   get closed(): Promise<void> {
-    return this.closedPromise;
+    if (this.gone) return Promise.resolve();
+    if (!this.whenClosed) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.whenClosed = { promise, resolve };
+    }
+    return this.whenClosed.promise;
   }
 
   /**
@@ -709,7 +724,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.log.info({ bytesIn: this.client.bytesIn }, 'session closed');
     this.deps.meter?.closed(this.transport);
     this.setTrace(undefined);
-    this.resolveClosed();
+    this.whenClosed?.resolve();
     this.deps.onGone?.(this);
   }
 }

@@ -13,6 +13,12 @@ interface Pending {
   to: string | undefined;
 }
 
+/** Whose requests these are. An object (the session itself), not closures: a session has two trackers. */
+export interface TrackerOwner {
+  /** the account's bare JID: answers to requests without `to` come from it (or have no from) */
+  accountBare(): string | undefined;
+}
+
 export class IqTracker {
   /** per-session random prefix: a client cannot guess it, so its ids never collide with ours */
   private readonly prefix = `x207${randomToken(6)}-`;
@@ -23,10 +29,9 @@ export class IqTracker {
 
   constructor(
     private readonly defaultTimeout: number,
-    /** the account's bare JID: answers to requests without `to` come from it (or have no from) */
-    private readonly account: () => string | undefined,
-    /** a request got no answer in time (metrics) */
-    private readonly onTimeout?: () => void,
+    private readonly owner: TrackerOwner,
+    /** told when a request got no answer in time (metrics; shared by the proxy's sessions) */
+    private readonly meter?: { requestTimedOut(): void },
   ) {}
 
   /** how many requests wait for an answer */
@@ -61,8 +66,8 @@ export class IqTracker {
     return new Promise<Element>((resolve, reject) => {
       const pending = (this.pending ??= new Map());
       const timer = setTimeout(() => {
-        pending.delete(id);
-        this.onTimeout?.();
+        this.forget(id);
+        this.meter?.requestTimedOut();
         this.settled();
         reject(new StanzaError('remote-server-timeout', `no answer from ${to ?? 'the backend'} within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -81,7 +86,7 @@ export class IqTracker {
     const p = this.pending?.get(id);
     if (!p) return true; // late answer to a request that timed out: ours, so never the client's
     if (!this.fromMatches(p.to, s.attrs.from)) return true; // spoofed answer: ignore, keep waiting
-    this.pending!.delete(id);
+    this.forget(id);
     clearTimeout(p.timer);
     if (type === 'result') p.resolve(s.el);
     else p.reject(StanzaError.fromStanza(s.el));
@@ -89,9 +94,17 @@ export class IqTracker {
     return true;
   }
 
+  /** An answered (or timed-out) request: once none is left, the map goes too (idle sessions keep none). */
+  private forget(id: string): void {
+    const pending = this.pending;
+    if (pending === undefined) return;
+    pending.delete(id);
+    if (pending.size === 0) this.pending = undefined;
+  }
+
   private fromMatches(to: string | undefined, from: string | undefined): boolean {
     if (from === undefined) return true;
-    const account = this.account();
+    const account = this.owner.accountBare();
     if (to === undefined) return account !== undefined && (from === account || bareOf(from) === account);
     return from === to || (account !== undefined && to === account && bareOf(from) === account);
   }

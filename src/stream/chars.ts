@@ -98,3 +98,13 @@ export function unescapeXml(s: string): string {
     return PREDEFINED[name]!;
   });
 }
+
+/**
+ * A copy of `s` that holds nothing else. A slice of 13 characters or more (V8's SlicedString) keeps
+ * the whole string it was cut from alive: an attribute value kept for the session's lifetime would
+ * keep the input chunk it arrived in (a whole stanza, often several). Shorter slices are copies
+ * already. For what is kept per session, never on the per-stanza path.
+ */
+export function ownString(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}

@@ -16,6 +16,25 @@ export function streamHeader(attrs: Attrs): string {
   return s + '>';
 }
 
+// The socket events go to module-level functions, which find their framing on the socket: four
+// closures per socket (two sockets per session) would be kept by every idle session.
+const FRAMING = Symbol('xep207.framing');
+type Owned = Socket & { [FRAMING]?: TcpFraming };
+
+function onData(this: Owned, chunk: Buffer): void {
+  this[FRAMING]?.receive(chunk);
+}
+function onDrain(this: Owned): void {
+  this[FRAMING]?.drained();
+}
+function onCloseEvt(this: Owned): void {
+  this[FRAMING]?.socketClosed();
+}
+function onErrorEvt(this: Owned, err: Error): void {
+  this.destroy();
+  this[FRAMING]?.socketClosed(err);
+}
+
 export class TcpFraming implements Framing {
   readonly kind = 'tcp';
   readonly footer = '</stream:stream>';
@@ -25,14 +44,6 @@ export class TcpFraming implements Framing {
   private tokenizer!: Tokenizer;
   private carry: Buffer | null = null;
   private closed = false;
-
-  private readonly onData = (chunk: Buffer) => this.receive(chunk);
-  private readonly onDrain = () => this.sink.onBackpressure(false);
-  private readonly onCloseEvt = () => this.sink.onClose();
-  private readonly onErrorEvt = (err: Error) => {
-    this.socket.destroy();
-    this.sink.onClose(err);
-  };
 
   constructor(
     socket: Socket,
@@ -51,18 +62,29 @@ export class TcpFraming implements Framing {
     return streamHeader(attrs);
   }
 
-  private listen(socket: Socket): void {
-    socket.on('data', this.onData);
-    socket.on('drain', this.onDrain);
-    socket.on('close', this.onCloseEvt);
-    socket.on('error', this.onErrorEvt);
+  private listen(socket: Owned): void {
+    socket[FRAMING] = this;
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('close', onCloseEvt);
+    socket.on('error', onErrorEvt);
   }
 
-  private unlisten(socket: Socket): void {
-    socket.off('data', this.onData);
-    socket.off('drain', this.onDrain);
-    socket.off('close', this.onCloseEvt);
-    socket.off('error', this.onErrorEvt);
+  private unlisten(socket: Owned): void {
+    socket.off('data', onData);
+    socket.off('drain', onDrain);
+    socket.off('close', onCloseEvt);
+    socket.off('error', onErrorEvt);
+    socket[FRAMING] = undefined;
+  }
+
+  /** the socket's events (the functions above) */
+  drained(): void {
+    this.sink.onBackpressure(false);
+  }
+
+  socketClosed(err?: Error): void {
+    this.sink.onClose(err);
   }
 
   /** Bytes that arrived before the switch are dropped and parsing restarts (RFC 6120 §5.4.3.3). */
@@ -83,7 +105,7 @@ export class TcpFraming implements Framing {
     this.tokenizer.close();
   }
 
-  private receive(chunk: Buffer): void {
+  receive(chunk: Buffer): void {
     if (this.closed) return;
     this.bytesIn += chunk.length;
     try {

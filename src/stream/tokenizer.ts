@@ -54,6 +54,10 @@ const INCOMPLETE = -1;
 /** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
 const NO_NAMES: string[] = [];
 Object.freeze(NO_NAMES);
+/** what nearly every stream header declares: shared, not an array per stream */
+const STREAM_ONLY: readonly string[] = Object.freeze(['stream']);
+/** between top-level elements: nothing kept of the last one (each stanza gets its own object) */
+const NO_ATTRS: Attrs = Object.freeze({}) as Attrs;
 const WS_ONLY = /^[ \t\r\n]*$/;
 
 function nwf(text: string): StreamError {
@@ -72,7 +76,7 @@ export class Tokenizer {
   /** namespace prefixes declared by open elements, with the depth of the element declaring them */
   private scopes: Array<{ depth: number; prefixes: string[] }> | undefined;
   private topName = '';
-  private topAttrs: Attrs = {};
+  private topAttrs: Attrs = NO_ATTRS;
   private childName: string | undefined;
   private childNs: string | undefined;
   private streamName = '';
@@ -298,7 +302,8 @@ export class Tokenizer {
     }
     const stanza = new Stanza(this.topName, this.topAttrs, buf.slice(this.start, end), this.childName, this.childNs);
     this.start = -1;
-    this.topAttrs = {};
+    this.topName = '';
+    this.topAttrs = NO_ATTRS;
     this.childName = undefined;
     this.childNs = undefined;
     this.pos = end; // before the handler runs: a reset(true) inside it resumes after this element
@@ -429,7 +434,11 @@ export class Tokenizer {
     this.pristine = false;
     // copies: a slice would keep the whole first input chunk alive for the stream's lifetime
     this.streamName = name === 'stream:stream' ? 'stream:stream' : Buffer.from(name, 'latin1').toString('latin1');
-    this.streamPrefixes = declared ? declared.map((p) => (p === 'stream' ? 'stream' : Buffer.from(p, 'latin1').toString('latin1'))) : NO_NAMES;
+    this.streamPrefixes = !declared
+      ? NO_NAMES
+      : declared.length === 1 && declared[0] === 'stream'
+        ? STREAM_ONLY
+        : declared.map((p) => (p === 'stream' ? 'stream' : Buffer.from(p, 'latin1').toString('latin1')));
     this.handler.onStreamStart(name, attrs);
   }
 }

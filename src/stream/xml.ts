@@ -2,7 +2,7 @@
 // layer uses to make elements. The tokenizer only scans (cheap); a tree is built on demand, when a
 // rule or the session needs to look inside a stanza (see Stanza.el).
 import { Element } from 'ltx';
-import { BANG, GT, QUESTION, SLASH, isWhitespace, unescapeXml } from './chars.js';
+import { BANG, GT, QUESTION, SLASH, isWhitespace, ownString, unescapeXml } from './chars.js';
 
 export { Element };
 
@@ -88,6 +88,23 @@ export function parseElement(s: string): Element {
   }
   if (!root) throw new Error('no element in input');
   return root;
+}
+
+/**
+ * A deep copy of `el` to keep beyond the stanza it came from: no `parent` (ltx links a child to its
+ * parent, so a payload kept from a pubsub notification keeps the whole message > event > items >
+ * item tree) and no string sliced from the input (ownString). For caches that live as long as the
+ * session, e.g. the last presence of each contact's resources.
+ */
+export function detached(el: Element): Element {
+  const attrs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(el.attrs)) attrs[k] = typeof v === 'string' ? ownString(v) : v;
+  const copy = new Element(ownString(el.name), attrs);
+  for (const c of el.children) {
+    if (typeof c === 'string') copy.t(ownString(c));
+    else copy.cnode(detached(c));
+  }
+  return copy;
 }
 
 /** Remove whitespace-only text nodes, recursively (fixture comparison, pretty-printed listings). */
