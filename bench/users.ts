@@ -156,7 +156,9 @@ async function cliBox(name: 'proxy-off' | 'proxy-off-x2' | 'proxy-tls', args: st
   const started: Instance[] = [];
   for (let n = 0; n < instances; n++) {
     const port = await freePort();
-    const cmd = [process.execPath, ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
+    // the bin as a user runs it (its first line gives Node its flags); BENCH_PROXY_NODE_ARGS: node with those instead
+    const bin = join(ROOT, 'bin', 'xep207-proxy');
+    const cmd = [...(nodeArgs.length > 0 ? [process.execPath, ...nodeArgs, bin] : [bin]), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
     // the open-files limit raised as for the other middleboxes (two sockets per session)
     const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
