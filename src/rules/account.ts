@@ -85,8 +85,8 @@ export class Account {
   /** the proxy's nodes this login made (the user's first login through the proxy, as a rule) */
   createdNodes: ReadonlySet<string> = new Set();
   /**
-   * Our nodes that the login found missing and that are made only before their first write (LAZY),
-   * each with its creation once asked for. A read of a missing node answers item-not-found, which
+   * Our LAZY nodes that the login found missing (or did not read: the delivery markers), made only
+   * before their first write, each with its creation once asked for. A read of a missing node answers item-not-found, which
    * every reader takes for "empty".
    */
   private unmade: Map<string, Promise<void> | undefined> | undefined;
