@@ -63,6 +63,24 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([b.stop(), d.stop()]);
     });
 
+    t.test('a roster node made at the first roster write, by one of two resources on two instances', async (t) => {
+      // benvolio has logged in once, never written a roster: both resources log in without a roster node
+      const a = await login('benvolio', 'montague.lit', 'A');
+      const b = await login('benvolio', 'montague.lit', 'B', other);
+      await Promise.all([online(a), online(b)]);
+      t.same([...(await rosterOf(a)).keys()], [], 'an empty roster');
+      await a.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_ROSTER }, xml('item', { jid: 'mercutio@verona.lit', name: 'Mercutio' }))));
+      await waitFor(b, isPush('mercutio@verona.lit', { name: 'Mercutio' }));
+      t.pass('the first write (which made the node) reaches the other instance');
+      // b's login found no node either: its first write finds the node made meanwhile (a conflict), and writes
+      await b.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_ROSTER }, xml('item', { jid: 'tybalt@capulet.lit', name: 'Tybalt' }))));
+      await waitFor(a, isPush('tybalt@capulet.lit', { name: 'Tybalt' }));
+      t.pass("and the other resource's first write reaches the first");
+      const c = await login('benvolio', 'montague.lit', 'C');
+      t.same([...(await rosterOf(c)).keys()].sort(), ['mercutio@verona.lit', 'tybalt@capulet.lit'], 'a later login reads both items (the node was made with our configuration, not auto-created with one item)');
+      await Promise.all([a.stop(), b.stop(), c.stop()]);
+    });
+
     t.test("a resource's presence reaches the user's other resources once, and only after it sent presence", async (t) => {
       const a = await login('juliet', 'capulet.lit', 'A');
       await online(a);
