@@ -9,10 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { Element } from 'ltx';
 import { ConfigError, fromEnv, fromFile, makeConfig, resolveConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
 import * as ps from '../src/pubsub/requests.js';
 import { defaultRules } from '../src/rules/index.js';
 import type { Rule, ServiceRequester } from '../src/rules/types.js';
@@ -20,6 +18,7 @@ import { ServiceAccount } from '../src/service/account.js';
 import { StanzaError } from '../src/xmpp/stanza-error.js';
 import { startCapture } from './harness/capture.js';
 import { CERTS, ROOT, type Backend } from './harness/common.js';
+import { recordingLogger } from './harness/admin.js';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { SERVICE_CONFIG, SERVICE_USER, startTestProxy } from './harness/proxy.js';
@@ -31,17 +30,7 @@ const UPSTREAM = 'tcp://127.0.0.1:5222';
 const WRONG = 'wrong-secret';
 
 /** Every log line of this file's proxies and accounts, at trace level: the password must never be in one. */
-const lines: string[] = [];
-const log = createLogger({
-  level: 'trace',
-  pretty: false,
-  destination: new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  }),
-});
+const { log, raw: lines } = recordingLogger('trace');
 /** The log lines with this message, from line `since` on. */
 const logged = (msg: string, since = 0) => lines.slice(since).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 

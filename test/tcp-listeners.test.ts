@@ -2,13 +2,12 @@
 // --listen-tls) and the PROXY protocol v1/v2 (--proxy-protocol) on both TCP listeners: the client's
 // address from the header in the logs, a connection without a header refused.
 import t from 'tap';
-import { Writable } from 'node:stream';
+import { recordingLogger } from './harness/admin.js';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startProsody } from './harness/prosody.js';
 import { startTestProxy } from './harness/proxy.js';
 import { HEADER, RawClient } from './harness/xmpp.js';
 import { proxyV1, proxyV2, v2 } from './harness/proxy-header.js';
-import { createLogger } from '../src/log.js';
 import type { Test } from 'tap';
 
 const USERS: Array<[string, string, string]> = [
@@ -17,17 +16,7 @@ const USERS: Array<[string, string, string]> = [
 ];
 const LOCAL = { host: '127.0.0.1', port: 0 };
 
-const lines: string[] = [];
-const log = createLogger({
-  level: 'info',
-  pretty: false,
-  destination: new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  }),
-});
+const { log, raw: lines } = recordingLogger('info');
 const logged = (msg: string, since: number) => lines.slice(since).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 
 async function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {

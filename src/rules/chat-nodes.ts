@@ -62,14 +62,8 @@ export function waitingNode(recipient: string): string {
  * where there is one, like the chat nodes; a conflict: it exists, the recipient a member already).
  */
 export async function announceWaiting(ctx: RuleContext, profile: BackendProfile, service: string, recipient: string, node: string): Promise<void> {
-  const owner = ctx.service ?? ctx;
   const waiting = waitingNode(recipient);
-  try {
-    await retrying(ctx.log, `create ${waiting}`, () => owner.request(ps.createNode(waiting, { ...chatNodeConfig(profile), 'pubsub#publish_model': 'open' }, service)));
-    await retrying(ctx.log, 'waiting affiliations', () => owner.request(ps.setAffiliations(waiting, [[recipient, 'member']], service)));
-  } catch (err) {
-    if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
-  }
+  await makeNode(ctx, service, waiting, { ...chatNodeConfig(profile), 'pubsub#publish_model': 'open' }, [[recipient, 'member']]);
   await retrying(ctx.log, 'waiting announcement', () => ctx.request(ps.publish(service, waiting, node, announcement(node))));
 }
 
@@ -99,18 +93,28 @@ export function chatNodeConfig(profile: BackendProfile): Fields {
  * one; otherwise the sender's session does (and is then already more than a publisher).
  */
 export async function createChatNode(ctx: RuleContext, profile: BackendProfile, service: string, node: string, recipient: string): Promise<void> {
-  const owner = ctx.service ?? ctx;
-  // each step retried on transient errors (ejabberd aborts concurrent node creations, retry.ts)
-  try {
-    await retrying(ctx.log, `create ${node}`, () => owner.request(ps.createNode(node, chatNodeConfig(profile), service)));
-  } catch (err) {
-    if (err instanceof StanzaError && err.condition === 'conflict') return; // another session made it
-    throw err;
-  }
   const affiliations: Array<[string, string]> = [[recipient, 'member']];
   if (ctx.service) affiliations.push([ctx.bare, 'publisher']);
-  await retrying(ctx.log, 'chat affiliations', () => owner.request(ps.setAffiliations(node, affiliations, service)));
-  await retrying(ctx.log, 'chat subscriptions', () => owner.request(ps.setSubscriptions(node, [[recipient, 'subscribed']], service)));
+  if (!(await makeNode(ctx, service, node, chatNodeConfig(profile), affiliations))) return;
+  await retrying(ctx.log, 'chat subscriptions', () => (ctx.service ?? ctx).request(ps.setSubscriptions(node, [[recipient, 'subscribed']], service)));
+}
+
+/**
+ * Create a node on the chat service and set its affiliations, owned by the service account where
+ * there is one, else by the session: true if made now, false if it existed (a conflict: another
+ * session made it, and set them). Each step is retried on transient errors (ejabberd aborts
+ * concurrent node creations, retry.ts).
+ */
+async function makeNode(ctx: RuleContext, service: string, node: string, config: Fields, affiliations: Array<[string, string]>): Promise<boolean> {
+  const owner = ctx.service ?? ctx;
+  try {
+    await retrying(ctx.log, `create ${node}`, () => owner.request(ps.createNode(node, config, service)));
+  } catch (err) {
+    if (err instanceof StanzaError && err.condition === 'conflict') return false;
+    throw err;
+  }
+  await retrying(ctx.log, `affiliations of ${node}`, () => owner.request(ps.setAffiliations(node, affiliations, service)));
+  return true;
 }
 
 let lastStamp = 0;

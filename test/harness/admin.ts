@@ -53,22 +53,24 @@ export function sample(samples: Sample[], name: string, labels: Record<string, s
   return found[0]?.value;
 }
 
-/** A logger at `level` whose lines land, parsed, in `lines`. */
-export function recordingLogger(level: 'info' | 'debug' = 'info'): { log: Logger; lines: Array<Record<string, unknown>> } {
+/** A logger at `level` whose lines land, parsed, in `lines`, and as written in `raw`. */
+export function recordingLogger(level: 'info' | 'debug' | 'trace' = 'info'): { log: Logger; lines: Array<Record<string, unknown>>; raw: string[] } {
   const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
   let buf = '';
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
       buf += chunk.toString('utf8');
       let nl;
       while ((nl = buf.indexOf('\n')) !== -1) {
+        raw.push(buf.slice(0, nl));
         lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
         buf = buf.slice(nl + 1);
       }
       done();
     },
   });
-  return { log: createLogger({ level, pretty: false, destination }), lines };
+  return { log: createLogger({ level, pretty: false, destination }), lines, raw };
 }
 
 /** Wait until `pred` holds (polling). */
