@@ -98,9 +98,22 @@ export class Account {
   connected: Set<string> | undefined;
   /** the priority of the client's last broadcast presence (RFC 6121 §4.7.2.3) */
   priority = 0;
-  /** presence probes in progress, and the resources notifications told about meanwhile (presence.ts) */
+  /**
+   * Presence probes in progress, and the resources notifications told about meanwhile (presence.ts).
+   * The login's read of the presence node counts as one, from its request until presence.ts has
+   * taken its answer (`endLoginProbe`).
+   */
   probing = 0;
   touched: Set<string> | undefined;
+  private loginProbe = false;
+  /**
+   * The cache of the user's own other resources is current: seeded from the login's read of the
+   * presence node and kept by its notifications since, which the backend sends this session from
+   * the login on (presence.ts). Initial presence then needs no probe of the own node.
+   */
+  ownKnown = false;
+  /** the backend notified this session of the presence node's changes from before the login read it */
+  ownNotifiedAtLogin = false;
   /** the entity capabilities (XEP-0115 <c/>) last put on the backend leg's presence */
   upstreamCaps: string | undefined;
   /** the client asked for the roster: it gets roster pushes (RFC 6121 §2.2 "interested resource") */
@@ -209,6 +222,8 @@ export class Account {
     // item-not-found; anything else: created (now, or lazily before the first write), a conflict
     // saying it exists.
     const probe = (node: string) => budget.run(`probe ${node}`, () => this.ctx.request(ps.items(undefined, node)));
+    this.probing++; // the presence node's read: a notification meanwhile is newer than its answer
+    this.loginProbe = true;
     const early = probe(NODE_ROSTER);
     early.catch(() => undefined); // read below
     const found = await Promise.all(
@@ -225,6 +240,7 @@ export class Account {
       ),
     );
     const existing = new Set(wanted.filter((_, i) => found[i] === 'exists'));
+    this.ownNotifiedAtLogin = this.profile.ownerNotifiedImplicitly; // else: the owner's subscription listed below
     const roster = existing.has(NODE_ROSTER) ? early.then((res) => this.readRoster(res)) : undefined;
     roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
     for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) (this.unmade ??= new Map()).set(node, undefined);
@@ -271,6 +287,13 @@ export class Account {
     return this.atLogin?.get(node);
   }
 
+  /** The login's read of the presence node has been taken in (see `probing`). */
+  endLoginProbe(): void {
+    if (!this.loginProbe) return;
+    this.loginProbe = false;
+    if (--this.probing === 0) this.touched = undefined;
+  }
+
   /**
    * Before a write to one of the LAZY nodes: make it if the login found it missing (once per session;
    * a conflict: another session made it meanwhile). Never left to the publish: ejabberd would
@@ -314,6 +337,7 @@ export class Account {
           .map((s) => s.attrs.node as string) ?? [],
       );
     }
+    this.ownNotifiedAtLogin = have.has(NODE_PRESENCE); // subscribed now: what was published before is missed
     await Promise.all(wanted.filter((node) => !have.has(node)).map((node) => budget.run(`subscribe ${node}`, () => this.ctx.request(ps.subscribe(undefined, node, this.bare)))));
   }
 

@@ -144,6 +144,7 @@ async function goUnavailable(account: Account, payload: Element): Promise<void> 
   await publishPresence(account, payload);
   await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
   account.contactPresence = undefined;
+  account.ownKnown = false; // the cache is gone: the next initial presence probes
 }
 
 async function broadcast(account: Account, client: Element): Promise<void> {
@@ -154,6 +155,8 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   }
   const initial = !account.available;
   account.available = true; // before publishing: the node's echo is this resource's own presence
+  // from here on seen() delivers what notifications say; what they said before is in the cache
+  if (initial && account.ownKnown) deliverOwn(account);
   const priority = Number(client.getChildText('priority') ?? 0);
   account.priority = Number.isInteger(priority) ? priority : 0;
   upstreamCaps(account, client.getChild('c', NS_CAPS));
@@ -161,26 +164,44 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   if (!initial) return;
   account.becameAvailable();
   const contacts = [...account.roster.values()].filter((e) => hasTo(e.subscription)).map((e) => e.jid);
-  await Promise.all([probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
+  await Promise.all([account.ownKnown ? undefined : probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
 }
 
 /**
- * Items of our own presence node whose session is gone without a word (its proxy instance died):
- * dropped at login, which tells the contacts that those resources are unavailable.
+ * The login's read of our own presence node: items whose session is gone without a word (its proxy
+ * instance died) are dropped, which tells the contacts that those resources are unavailable; the
+ * others seed the cache of our own resources, which the node's notifications keep current from then
+ * on, so that initial presence needs no probe of the own node (`Account.ownKnown`).
  */
 async function dropStaleResources(account: Account): Promise<void> {
-  const read = account.takeLoginRead(NODE_PRESENCE);
-  if (read === 'none') return; // made by this login: empty
-  const res = read ?? (await account.ctx.request(ps.items(undefined, NODE_PRESENCE)).catch(() => undefined));
-  if (!res) return;
-  for (const item of itemsOfResult(res)) {
-    if (item.id === account.ctx.jid.resource) continue;
-    const full = `${account.bare}/${item.id}`;
-    if (await isAlive(account.ctx, full)) continue;
-    account.ctx.log.info({ resource: item.id }, 'stale presence item dropped');
-    await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, item.id, xml('presence', { xmlns: NS_CLIENT, type: 'unavailable', from: full }))).catch(() => undefined);
-    await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, item.id)).catch(() => undefined);
+  try {
+    const read = account.takeLoginRead(NODE_PRESENCE);
+    // made by this login: empty at its creation
+    const res = read === 'none' ? undefined : (read ?? (await account.ctx.request(ps.items(undefined, NODE_PRESENCE)).catch(() => null)));
+    if (res === null) return; // not read: initial presence probes
+    for (const item of res ? itemsOfResult(res) : []) {
+      if (item.id === account.ctx.jid.resource) continue;
+      const full = `${account.bare}/${item.id}`;
+      if (await isAlive(account.ctx, full)) {
+        const p = validItem(account.bare, item);
+        if (p && p.attrs.type !== 'unavailable') seen(account, account.bare, p, true);
+        continue;
+      }
+      account.ctx.log.info({ resource: item.id }, 'stale presence item dropped');
+      await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, item.id, xml('presence', { xmlns: NS_CLIENT, type: 'unavailable', from: full }))).catch(() => undefined);
+      await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, item.id)).catch(() => undefined);
+    }
+    account.ownKnown = account.ownNotifiedAtLogin;
+  } finally {
+    account.endLoginProbe();
   }
+}
+
+/** Our own other resources as the cache has them, for the client's initial presence. */
+function deliverOwn(account: Account): void {
+  const own = account.contactPresence?.get(account.bare);
+  if (!own) return;
+  for (const [resource, p] of own) if (resource !== account.ctx.jid.resource) account.ctx.toClient(presenceFromItem(p, account.full));
 }
 
 /** Roster changes: a contact we now follow is probed, one we no longer follow goes unavailable. */
