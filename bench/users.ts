@@ -67,11 +67,26 @@ export interface BoxResult {
   latency: { box: Latency; direct: Latency; addedP50us: number; addedP99us: number };
 }
 
+/**
+ * The raw relay and the plaintext proxy side by side, measured in turns (raw, proxy, proxy, raw, ...):
+ * on a shared VM the relay phases of two boxes measured minutes apart differ by more than the
+ * figures compared (docs/bench.md), so the targets of relayed stanzas and added latency use these.
+ */
+export interface PairedResult {
+  /** stanzas per middlebox CPU-second of each round, in the order measured */
+  rounds: Array<{ raw: number; proxy: number }>;
+  /** median of the rounds' proxy/raw */
+  relayRatio: number;
+  /** p50 over direct of blocks of round trips taken in turns through raw, proxy and directly */
+  latency: { rawAddedP50us: number; proxyAddedP50us: number; directP50us: number };
+}
+
 export interface UsersResult {
   pinned: boolean;
   accounts: number;
   loadAverage: number[];
   boxes: Partial<Record<BoxName, BoxResult>>;
+  paired?: PairedResult;
 }
 
 /**
@@ -309,12 +324,53 @@ async function latencyPhase(box: Box, directPort: number, user: string, total: n
   }
 }
 
+/** The paired phase (PairedResult): both boxes running, each measured in turns with the same load. */
+async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { raw: string[]; proxy: string[] }, rounds: number, seconds: number, samples: number, log: (s: string) => void): Promise<PairedResult> {
+  const measured: PairedResult['rounds'] = [];
+  for (let n = 0; n < rounds; n++) {
+    const run = (box: Box, u: string[]) => loadRound(box, box.ports, u.slice(0, 4), 4, 64, seconds, `paired-${box.name}-${n}`).then((r) => r.stanzasPerCpuSecond);
+    // ABBA: a drift of the machine over the phase weighs on both
+    let r: number;
+    let p: number;
+    if (n % 2 === 0) {
+      r = await run(raw, users.raw);
+      p = await run(proxy, users.proxy);
+    } else {
+      p = await run(proxy, users.proxy);
+      r = await run(raw, users.raw);
+    }
+    measured.push({ raw: r, proxy: p });
+    log(`  paired round ${n + 1}: raw ${(r / 1e3).toFixed(1)} k, proxy-off ${(p / 1e3).toFixed(1)} k stanzas/CPU-s (${(p / r).toFixed(2)})`);
+  }
+  const ratios = measured.map((m) => m.proxy / m.raw).sort((a, b) => a - b);
+  const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2]! : (ratios[ratios.length / 2 - 1]! + ratios[ratios.length / 2]!) / 2;
+  const make = async (port: number, user: string, tag: string) => {
+    const sock = await connect(port);
+    const { jid } = await login(sock, DOMAIN, user, PASSWORD, tag);
+    return new PingPong(sock, jid);
+  };
+  const paths = [await make(raw.ports[0]!, users.raw[4] ?? users.raw[0]!, 'lat-paired'), await make(proxy.ports[0]!, users.proxy[4] ?? users.proxy[0]!, 'lat-paired'), await make(directPort, users.raw[5] ?? users.raw[0]!, 'lat-paired-direct')];
+  try {
+    const got: number[][] = [[], [], []];
+    for (const p of paths) await p.run(300, []);
+    for (let done = 0; done < samples; done += 100) for (const [i, p] of paths.entries()) await p.run(Math.min(100, samples - done), got[i]!);
+    const [rawLat, proxyLat, direct] = got.map((g) => summarize(g));
+    const latency = { rawAddedP50us: rawLat!.p50us - direct!.p50us, proxyAddedP50us: proxyLat!.p50us - direct!.p50us, directP50us: direct!.p50us };
+    log(`  paired latency: added p50 raw ${latency.rawAddedP50us.toFixed(0)} µs, proxy-off ${latency.proxyAddedP50us.toFixed(0)} µs (direct ${latency.directP50us.toFixed(0)} µs)`);
+    return { rounds: measured, relayRatio: median, latency };
+  } finally {
+    for (const p of paths) p.sock.destroy();
+  }
+}
+
 export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const logins = envNumber('BENCH_USERS_LOGINS', QUICK ? 100 : 1000);
   const concurrency = envNumber('BENCH_USERS_CONCURRENCY', 16);
   const idleSizes = (process.env.BENCH_USERS_IDLE ?? (QUICK ? '200' : '1000,5000')).split(',').map(Number).sort((a, b) => a - b);
   const relaySeconds = envNumber('BENCH_USERS_RELAY_SECONDS', QUICK ? 3 : 8);
   const latencySamples = envNumber('BENCH_USERS_LATENCY_SAMPLES', QUICK ? 500 : 2000);
+  const pairedRounds = envNumber('BENCH_USERS_PAIRED_ROUNDS', QUICK ? 1 : 4);
+  let paired: PairedResult | undefined;
   const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,proxy-off-x2,rawtls,proxy-tls').split(',') as BoxName[];
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
   // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
@@ -381,8 +437,19 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await box.stop();
       }
     }
+    if (pairedRounds > 0 && names.includes('raw') && names.includes('proxy-off')) {
+      await quiet([beam]);
+      const raw = await start('raw');
+      const proxy = await start('proxy-off');
+      try {
+        paired = await pairedPhase(raw, proxy, backend.plainPort!, { raw: loginUsers('raw'), proxy: loginUsers('proxy-off') }, pairedRounds, relaySeconds, latencySamples, log);
+      } finally {
+        await raw.stop();
+        await proxy.stop();
+      }
+    }
   } finally {
     await backend.stop();
   }
-  return { pinned, accounts: all.length, loadAverage: os.loadavg(), boxes };
+  return { pinned, accounts: all.length, loadAverage: os.loadavg(), boxes, ...(paired ? { paired } : {}) };
 }
