@@ -238,7 +238,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([juliet.stop(), benvolio.stop()]);
     });
 
-    t.test('nodes made before the proxy: adopted at the first login through it when the user has a well-known one', async (t) => {
+    t.test('nodes made before the proxy: adopted before the first grant through it when the user has a well-known one', async (t) => {
       const BEFORE = 'urn:xep207-test:before';
       /** publish straight at the backend, as the user's client did before the proxy was in front of it */
       const nativePublish = async (user: string, domain: string, items: Array<[string, string]>) => {

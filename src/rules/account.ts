@@ -287,6 +287,11 @@ export class Account {
     return this.atLogin?.get(node);
   }
 
+  /** One of our LAZY nodes is not made: the login found it missing, and no write made it since. */
+  lacks(node: string): boolean {
+    return this.unmade?.has(node) ?? false;
+  }
+
   /** The login's read of the presence node has been taken in (see `probing`). */
   endLoginProbe(): void {
     if (!this.loginProbe) return;

@@ -51,7 +51,7 @@ export function isClientNode(node: string): boolean {
 /**
  * PEP nodes that a user with any PEP data has one of: avatar metadata (XEP-0084), nickname
  * (XEP-0172), OMEMO device lists (XEP-0384, both namespaces; bundles come with them), vCard4
- * (XEP-0292). Their presence decides whether the first login lists the user's nodes (reconcile).
+ * (XEP-0292). Their presence decides whether the adoption lists the user's nodes (adopt).
  */
 const WELL_KNOWN = ['urn:xmpp:avatar:metadata', 'http://jabber.org/protocol/nick', 'eu.siacs.conversations.axolotl.devicelist', 'urn:xmpp:omemo:2:devices', 'urn:xmpp:vcard4'];
 
@@ -96,7 +96,8 @@ async function registered(account: Account, node: string): Promise<Access | unde
   return res ? accessOfItem(itemsOfResult(res).find((i) => i.id === node)?.payload) : undefined;
 }
 
-async function record(account: Account, node: string, access: Access): Promise<void> {
+async function record(account: Account, node: string, access: Access, adopting = false): Promise<void> {
+  if (!adopting) await adopted(account);
   await account.made(NODE_PEP);
   await account.ctx.request(ps.publish(undefined, NODE_PEP, node, xml('node', { xmlns: NS_PEP, access }), { [ACCESS]: 'whitelist' }));
 }
@@ -149,8 +150,9 @@ async function eachNode(account: Account, what: string, fn: (node: string) => Pr
 }
 
 /** `contact` may now see the user's presence: it may read (and hears of) every readable node. */
-export function grantNodes(account: Account, contact: string): Promise<void> {
-  return eachNode(account, 'grant', (node) => add(account, node, [contact]));
+export async function grantNodes(account: Account, contact: string): Promise<void> {
+  await adopted(account);
+  await eachNode(account, 'grant', (node) => add(account, node, [contact]));
 }
 
 /** `contact` may no longer see the user's presence: nothing of the `presence` nodes either. */
@@ -160,47 +162,62 @@ export function revokeNodes(account: Account, contact: string): Promise<void> {
 
 /**
  * At login: each registered node's members are set to the roster's audience, registered nodes that
- * are gone are forgotten; at the first login through the proxy, every PEP node of the user made
- * before the proxy was in front of the backend is classified from its configuration.
+ * are gone are forgotten. Nodes made before the proxy was in front of the backend are adopted
+ * before the registry's first write (`adopted`), not here.
  */
 export async function reconcile(account: Account): Promise<void> {
-  // what the login read, if it did: none yet when the login found the registry missing (LAZY)
+  // what the login read, if it did: none when the login found the registry missing (LAZY). Synced by
+  // name: ejabberd answers a listing (disco#items of the user) by scanning every PEP node it holds
   const nodes = await registry(account, account.takeLoginRead(NODE_PEP));
-  if (!account.createdNodes.has(NODE_PRESENCE)) {
-    // the user's nodes are listed only at the login that made the presence node (the first through the
-    // proxy: nodes made before it are classified then); later, the registered ones are synced by
-    // name: ejabberd answers a listing (disco#items of the user) by scanning every PEP node it holds
-    for (const node of nodes.keys()) {
-      await sync(account, node).catch(async (err: unknown) => {
-        if (missing(err)) await unrecord(account, node);
-        else account.ctx.log.warn({ node, err: String(err) }, 'PEP node reconcile failed');
-      });
-    }
-    return;
+  for (const node of nodes.keys()) {
+    await sync(account, node).catch(async (err: unknown) => {
+      if (missing(err)) await unrecord(account, node);
+      else account.ctx.log.warn({ node, err: String(err) }, 'PEP node reconcile failed');
+    });
   }
-  // The first login through the proxy: nodes made before the proxy was in front of the backend are
-  // classified. A listing costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at
-  // 60-100k nodes), so it is made only for a user who has PEP data at all, which shows in the nodes
-  // every client that has any publishes: their last items are read by name (cheap on both
-  // backends; a configuration read would make ejabberd build a whole form). A user with none of
-  // them (a new account, as a rule) is not listed.
+}
+
+/** Per session: the adoption in progress or done (while the registry is missing). */
+const adoptions = new WeakMap<Account, Promise<void>>();
+
+/**
+ * Before the registry's first write, and before a grant while there is none: the user's PEP nodes
+ * made before the proxy was in front of the backend are classified from their configuration and
+ * made readable (once per session). Until then they are owner-only, which is what they are to a
+ * user without contacts: a user has none before its first grant, which is why this need not run at
+ * the first login (five reads each, bench (e)). A registry that exists was made after it.
+ */
+function adopted(account: Account): Promise<void> {
+  if (!account.lacks(NODE_PEP)) return Promise.resolve();
+  let p = adoptions.get(account);
+  if (!p) {
+    p = adopt(account).catch((err: unknown) => {
+      adoptions.delete(account); // tried again before the next write
+      account.ctx.log.warn({ err: String(err) }, 'PEP adoption failed');
+    });
+    adoptions.set(account, p);
+  }
+  return p;
+}
+
+/**
+ * The adoption: a listing costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at
+ * 60-100k nodes), so it is made only for a user who has PEP data at all, which shows in the nodes
+ * every client that has any publishes: their last items are read by name (cheap on both backends;
+ * a configuration read would make ejabberd build a whole form). A user with none of them (a new
+ * account, as a rule) is not listed.
+ */
+async function adopt(account: Account): Promise<void> {
   const known = await Promise.all(WELL_KNOWN.map((node) => account.ctx.request(ps.lastItems(undefined, node, 1)).then(() => true, (err: unknown) => !missing(err))));
   if (!known.includes(true)) return;
   const res = await account.ctx.request(ps.discoItems(account.bare));
-  const existing = new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? []);
-  for (const node of nodes.keys()) if (!existing.has(node)) await unrecord(account, node);
+  const existing = res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? [];
   for (const node of existing) {
     try {
-      let access = nodes.get(node);
-      if (!access) {
-        const model = await configuredModel(account, node);
-        access = asAccess(model);
-        if (access) await makeReadable(account, node, access);
-        continue;
-      }
-      await sync(account, node);
+      const access = asAccess(await configuredModel(account, node));
+      if (access) await makeReadable(account, node, access, true);
     } catch (err) {
-      account.ctx.log.warn({ node, err: String(err) }, 'PEP node reconcile failed');
+      account.ctx.log.warn({ node, err: String(err) }, 'PEP node adoption failed');
     }
   }
 }
@@ -218,8 +235,8 @@ async function configuredModel(account: Account, node: string): Promise<string |
 }
 
 /** An existing node becomes readable by the audience (a `presence` one turns whitelist first). */
-async function makeReadable(account: Account, node: string, access: Access): Promise<void> {
-  await record(account, node, access);
+async function makeReadable(account: Account, node: string, access: Access, adopting = false): Promise<void> {
+  await record(account, node, access, adopting);
   const config: Fields = access === 'presence' ? { [ACCESS]: 'whitelist', ...NOTIFY_ALL } : NOTIFY_ALL;
   await account.ctx.request(ps.configureNode(node, config));
   await sync(account, node);
