@@ -209,11 +209,14 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     }
     const service = chatService(account.bare, opts.pubsubService);
     // where messages for the user can be: the nodes it got messages from (the markers), those
-    // announced since, and at the first login through the proxy those made before it had an inbox
+    // announced since, and at the first login through the proxy those made before it had an inbox.
+    // At that login there are no markers yet: the user's sessions write them, after a login that
+    // made the presence node.
+    const first = account.createdNodes.has(NODE_PRESENCE);
     const [marks, inbox, waiting] = await Promise.all([
-      ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
+      first ? undefined : ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
-      account.createdNodes.has(NODE_PRESENCE) ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
+      first ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
     ]);
     const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());

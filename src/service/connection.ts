@@ -131,7 +131,7 @@ export class ServiceConnection implements BackendLegEvents {
     this.endReason = reason;
     this.loggedIn = false;
     clearInterval(this.keepalive);
-    this.tracker.rejectAll(err ?? new StanzaError('remote-server-timeout', `the service account's connection was lost (${reason}) before the answer came`));
+    this.tracker.rejectAll(() => err ?? new StanzaError('remote-server-timeout', `the service account's connection was lost (${reason}) before the answer came`));
     this.resolveEnded(reason);
   }
 

@@ -224,7 +224,7 @@ export class BackendLeg implements StreamEvents {
   /** Close our stream politely (the backend then closes its side). */
   close(): void {
     this.ended = true;
-    this.rejectWaiter(new BackendUnavailable('closing'));
+    if (this.waiter) this.rejectWaiter(new BackendUnavailable('closing'));
     if (this.stream) this.stream.close();
     else {
       this.pendingSocket?.destroy();

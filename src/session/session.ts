@@ -674,8 +674,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       this.client.error(drain.condition, drain.text);
       await this.tracker.whenIdle(drain.deadline - Date.now());
     }
-    this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'session closed'));
-    this.clientTracker.rejectAll(new StanzaError('recipient-unavailable', 'session closed'));
+    this.tracker.rejectAll(() => new StanzaError('remote-server-not-found', 'session closed'));
+    this.clientTracker.rejectAll(() => new StanzaError('recipient-unavailable', 'session closed'));
     this.backend?.close();
     this.client.close();
     this.checkGone();
@@ -700,7 +700,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   onBackendEnd(end: LegEnd): void {
-    this.tracker.rejectAll(new StanzaError('remote-server-not-found', 'backend connection closed'));
+    this.tracker.rejectAll(() => new StanzaError('remote-server-not-found', 'backend connection closed'));
     if (!this.closing) {
       if (end.kind === 'stream-error') {
         this.log.info({ condition: end.condition, text: end.text }, 'backend stream error');

@@ -110,11 +110,13 @@ export class IqTracker {
   }
 
   /** Fail every pending request (the backend leg is gone). */
-  rejectAll(err: Error): void {
+  /** `err` made only when something waits: an Error's stack costs, and most sessions end with nothing pending. */
+  rejectAll(err: () => Error): void {
     if (!this.pending) return;
+    const e = err();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(err);
+      p.reject(e);
     }
     this.pending = undefined;
     this.settled();
