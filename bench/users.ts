@@ -375,13 +375,17 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
   // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
   const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replaceAll('-', '')}${i}`);
+  // before the measured logins, first logins of accounts of their own: the figures are a running
+  // process's, not its first seconds' (JIT compilation, the heap growing to its working size)
+  const warmup = envNumber('BENCH_USERS_WARMUP', QUICK ? 20 : 200);
+  const warmUsers = (name: BoxName) => Array.from({ length: warmup }, (_, i) => `w${name.replaceAll('-', '')}${i}`);
   // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both); no
   // idle phase for x2: its own max(BENCH_USERS_IDLE) first logins would add minutes to a run
   const withIdle = (name: BoxName) => instancesOf(name) === 1;
   const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replaceAll('-', ''));
   const idleUsers = (name: BoxName) => Array.from({ length: maxIdle }, (_, i) => `i${idleSet(name)}${i}`);
   const idleSets = [...new Set(names.filter(withIdle).map(idleSet))];
-  const all = [...names.flatMap(loginUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
+  const all = [...names.flatMap(loginUsers), ...names.flatMap(warmUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
   log(`  starting ejabberd and registering ${all.length} accounts`);
   const backend = await startEjabberd({ loglevel: 'warning', users: all.map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
   const beam = backend.pid?.();
@@ -418,6 +422,11 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
       const box = await start(name);
       try {
         const users = loginUsers(name);
+        if (warmup > 0) {
+          const warm = await loginPhase(box, beam, warmUsers(name), concurrency, 'warm');
+          await closeAll(warm.sessions);
+          await quiet([beam, ...box.pids]);
+        }
         const first = await loginPhase(box, beam, users, concurrency, 'first');
         await closeAll(first.sessions);
         await quiet([beam, ...box.pids]);
