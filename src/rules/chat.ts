@@ -213,7 +213,7 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     const [marks, inbox, waiting] = await Promise.all([
       ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
-      account.createdNodes.has(NODE_PRESENCE) ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
+      account.createdNode(NODE_PRESENCE) ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
     ]);
     const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());

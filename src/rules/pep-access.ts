@@ -166,7 +166,7 @@ export function revokeNodes(account: Account, contact: string): Promise<void> {
 export async function reconcile(account: Account): Promise<void> {
   // what the login read, if it did: none yet when the login found the registry missing (LAZY)
   const nodes = await registry(account, account.takeLoginRead(NODE_PEP));
-  if (!account.createdNodes.has(NODE_PRESENCE)) {
+  if (!account.createdNode(NODE_PRESENCE)) {
     // the user's nodes are listed only at the login that made the presence node (the first through the
     // proxy: nodes made before it are classified then); later, the registered ones are synced by
     // name: ejabberd answers a listing (disco#items of the user) by scanning every PEP node it holds
