@@ -87,8 +87,13 @@ export class Account {
   readonly full: string;
   /** the cached roster (made at its first entry: an account without contacts keeps no map) */
   private rosterMap: Map<string, RosterEntry> | undefined;
-  /** last presence seen per contact (bare JID) and resource (created on first use) */
+  /**
+   * last presence seen per contact (bare JID) and resource (created on first use); the user's other
+   * resources under its own bare JID, never this session's own (see echoPriority)
+   */
   contactPresence: Map<string, Map<string, Element>> | undefined;
+  /** the priority of this session's own presence as its echo from the presence node said (undefined: none since the last unavailable) */
+  echoPriority: number | undefined;
   /** the client sent initial presence and has not gone unavailable */
   available = false;
   /** the proxy's nodes this login made (the user's first login through the proxy, as a rule): NODE_BITS */
