@@ -246,7 +246,15 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     if (announced.size === 0) st.announced = undefined;
   } finally {
     st.live = undefined;
+    if (st.delivered?.size === 0) st.delivered = undefined;
+    // a session that has had no messages keeps no chat state at all
+    if (isEmptyState(st) && ctx.state.get(KEY) === st) ctx.state.delete(KEY);
   }
+}
+
+function isEmptyState(st: ChatState): boolean {
+  for (const k in st) if (st[k as keyof ChatState] !== undefined) return false;
+  return true;
 }
 
 /**
