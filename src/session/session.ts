@@ -13,6 +13,7 @@ import { randomToken } from '../xmpp/random.js';
 import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
+import { addBindings, sessionLogger } from '../log.js';
 import { sharedString } from '../stream/chars.js';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
@@ -145,7 +146,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     transport: ClientTransport,
     private readonly deps: SessionDeps,
   ) {
-    this.log = deps.log.child({ sid: this.id });
+    this.log = sessionLogger(deps.log, { sid: this.id });
     this.traceOn = deps.log.isLevelEnabled('trace');
     this.transport = deps.transport ?? transport.framing.kind;
     deps.meter?.opened(this.transport);
@@ -457,7 +458,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       this.backend.features = undefined;
       this.backend.streamId = undefined; // logged when the leg opened
     }
-    this.log.setBindings({ jid: jid.toString() });
+    addBindings(this.log, { jid: jid.toString() });
     this.log.info('bound');
     const rules = this.deps.rules;
     const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service, this.bareValue);
