@@ -162,8 +162,11 @@ export class Proxy {
     return a.tcp;
   }
 
+  /** the client streams' limits: one object for every session */
+  private limitsValue: { maxSize: number; maxDepth: number } | undefined;
+
   private limits() {
-    return { maxSize: this.opts.config.maxStanzaSize, maxDepth: this.opts.config.maxDepth };
+    return (this.limitsValue ??= Object.freeze({ maxSize: this.opts.config.maxStanzaSize, maxDepth: this.opts.config.maxDepth }));
   }
 
   private acceptTcp(c: TcpAccepted): void {

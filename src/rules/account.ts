@@ -50,6 +50,14 @@ const LAZY: ReadonlySet<string> = new Set([NODE_ROSTER, NODE_DELIVERED, NODE_PEP
  */
 const READ_AT_LOGIN: readonly string[] = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_PEP];
 
+/** Our nodes as bits (Account's createdBits, unmadeBits: a number per session, not a set). */
+const NODE_BITS: ReadonlyMap<string, number> = new Map([NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_PEP, NODE_DELIVERED].map((node, i) => [node, 1 << i]));
+const bitOf = (node: string): number => NODE_BITS.get(node) ?? 0;
+
+/** The roster of an account without contacts (never written: Account makes its own map first). */
+const NO_ROSTER: ReadonlyMap<string, RosterEntry> = new Map();
+const SETTLED: Promise<unknown> = Promise.resolve();
+
 /** Called on every roster change of a session's account (its own writes and other sessions'). */
 export type ChangeHandler = (account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined) => void;
 /** Called when the session's client sends initial presence. */
@@ -77,19 +85,26 @@ export class Account {
   profile: BackendProfile = PROFILES.generic;
   readonly bare: string;
   readonly full: string;
-  readonly roster = new Map<string, RosterEntry>();
-  /** last presence seen per contact (bare JID) and resource (created on first use) */
+  /** the cached roster (made at its first entry: an account without contacts keeps no map) */
+  private rosterMap: Map<string, RosterEntry> | undefined;
+  /**
+   * last presence seen per contact (bare JID) and resource (created on first use); the user's other
+   * resources under its own bare JID, never this session's own (see echoPriority)
+   */
   contactPresence: Map<string, Map<string, Element>> | undefined;
+  /** the priority of this session's own presence as its echo from the presence node said (undefined: none since the last unavailable) */
+  echoPriority: number | undefined;
   /** the client sent initial presence and has not gone unavailable */
   available = false;
-  /** the proxy's nodes this login made (the user's first login through the proxy, as a rule) */
-  createdNodes: ReadonlySet<string> = new Set();
+  /** the proxy's nodes this login made (the user's first login through the proxy, as a rule): NODE_BITS */
+  private createdBits = 0;
   /**
    * Our LAZY nodes that the login found missing (or did not read: the delivery markers), made only
-   * before their first write, each with its creation once asked for. A read of a missing node answers item-not-found, which
-   * every reader takes for "empty".
+   * before their first write (NODE_BITS); `making`: each creation once asked for. A read of a
+   * missing node answers item-not-found, which every reader takes for "empty".
    */
-  private unmade: Map<string, Promise<void> | undefined> | undefined;
+  private unmadeBits = 0;
+  private making: Map<string, Promise<void>> | undefined;
   /** the proxy's gate for the profile's node creations (set by the login) */
   private gate: Gate | undefined;
   /** what the login's probes read of the nodes that other rules read right after it (READ_AT_LOGIN) */
@@ -128,7 +143,8 @@ export class Account {
   private ownWrites: Map<string, string[]> | undefined;
   /** roster pushes sent so far (their ids: push-<session>-<n>) */
   pushSeq = 0;
-  private lock: Promise<unknown> = Promise.resolve();
+  /** the last exclusive section's end (undefined once it has run: an idle session keeps none) */
+  private lock: Promise<unknown> | undefined;
 
   constructor(
     readonly ctx: RuleContext,
@@ -143,10 +159,24 @@ export class Account {
     for (const h of this.hooks.available) h(this);
   }
 
+  /** The cached roster, per contact (bare JID). */
+  get roster(): ReadonlyMap<string, RosterEntry> {
+    return this.rosterMap ?? NO_ROSTER;
+  }
+
+  /** Did this login make `node` (one of ours)? */
+  createdNode(node: string): boolean {
+    return (this.createdBits & bitOf(node)) !== 0;
+  }
+
   /** Run `fn` after every earlier exclusive section (roster read-modify-write stays consistent). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
+    const run = (this.lock ?? SETTLED).then(fn, fn);
+    const tail: Promise<unknown> = run.then(
+      () => void (this.lock === tail && (this.lock = undefined)),
+      () => void (this.lock === tail && (this.lock = undefined)),
+    );
+    this.lock = tail;
     return run;
   }
 
@@ -243,25 +273,25 @@ export class Account {
     this.ownNotifiedAtLogin = this.profile.ownerNotifiedImplicitly; // else: the owner's subscription listed below
     const roster = existing.has(NODE_ROSTER) ? early.then((res) => this.readRoster(res)) : undefined;
     roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
-    for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) (this.unmade ??= new Map()).set(node, undefined);
+    for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) this.unmadeBits |= bitOf(node);
     // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
-    const created = new Set<string>();
+    let created = 0;
     await Promise.all(
       wanted
         .filter((node) => !existing.has(node) && !LAZY.has(node))
         .map(async (node) => {
           try {
             await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
-            created.add(node);
+            created |= bitOf(node);
             this.ctx.log.info({ node }, 'created node');
           } catch (err) {
             if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
           }
         }),
     );
-    this.createdNodes = created;
+    this.createdBits = created;
     if (found[wanted.indexOf(NODE_ROSTER)] === 'missing') this.rosterLoaded = true; // no roster yet: empty
-    const made = wanted.filter((node) => !this.unmade?.has(node));
+    const made = wanted.filter((node) => (this.unmadeBits & bitOf(node)) === 0);
     await Promise.all([
       roster ?? (this.rosterLoaded ? undefined : this.loadRoster(budget)),
       this.profile.ownerNotifiedImplicitly ? undefined : this.subscribeOwner(budget, made, created),
@@ -283,13 +313,13 @@ export class Account {
 
   /** The same, for a rule before the one that takes it. */
   peekLoginRead(node: string): Element | 'none' | undefined {
-    if (this.createdNodes.has(node) || this.unmade?.has(node)) return 'none';
+    if (((this.createdBits | this.unmadeBits) & bitOf(node)) !== 0) return 'none';
     return this.atLogin?.get(node);
   }
 
   /** One of our LAZY nodes is not made: the login found it missing, and no write made it since. */
   lacks(node: string): boolean {
-    return this.unmade?.has(node) ?? false;
+    return (this.unmadeBits & bitOf(node)) !== 0;
   }
 
   /** The login's read of the presence node has been taken in (see `probing`). */
@@ -305,17 +335,25 @@ export class Account {
    * auto-create the node with its defaults (max_items 1).
    */
   made(node: string): Promise<void> {
-    if (!this.unmade?.has(node)) return Promise.resolve();
-    let p = this.unmade.get(node);
+    const bit = bitOf(node);
+    if ((this.unmadeBits & bit) === 0) return Promise.resolve();
+    let p = this.making?.get(node);
     if (!p) {
+      const done = () => {
+        this.making?.delete(node);
+        if (this.making?.size === 0) this.making = undefined;
+      };
       p = this.make(node).then(
-        () => void this.unmade?.delete(node),
+        () => {
+          this.unmadeBits &= ~bit;
+          done();
+        },
         (err: unknown) => {
-          this.unmade?.set(node, undefined); // the next write tries again
+          done(); // the next write tries again
           throw err;
         },
       );
-      this.unmade.set(node, p);
+      (this.making ??= new Map()).set(node, p);
     }
     return p;
   }
@@ -332,9 +370,9 @@ export class Account {
   }
 
   /** Where the owner is not notified of its own nodes implicitly: subscribe its bare JID to them. */
-  private async subscribeOwner(budget: RetryBudget, wanted: string[], created: Set<string>): Promise<void> {
+  private async subscribeOwner(budget: RetryBudget, wanted: string[], created: number): Promise<void> {
     let have = new Set<string>();
-    if (wanted.some((node) => !created.has(node))) {
+    if (wanted.some((node) => (created & bitOf(node)) === 0)) {
       const subs = await budget.run('list subscriptions', () => this.ctx.request(ps.mySubscriptions(undefined))).catch(() => undefined);
       have = new Set(
         subs?.getChild('pubsub')?.getChild('subscriptions')?.getChildren('subscription')
@@ -353,7 +391,7 @@ export class Account {
   private readRoster(res: Element): void {
     for (const item of itemsOfResult(res)) {
       const e = fromStored(item.payload);
-      if (e && e.jid === item.id) this.roster.set(e.jid, e);
+      if (e && e.jid === item.id) (this.rosterMap ??= new Map()).set(e.jid, e);
     }
     this.rosterLoaded = true;
   }
@@ -436,8 +474,8 @@ export class Account {
   }
 
   private apply(prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
-    if (next) this.roster.set(next.jid, next);
-    else if (prev) this.roster.delete(prev.jid);
+    if (next) (this.rosterMap ??= new Map()).set(next.jid, next);
+    else if (prev) this.rosterMap?.delete(prev.jid);
     for (const h of this.hooks.change) {
       try {
         h(this, prev, next);

@@ -17,6 +17,7 @@ import { bareOf, parseJid } from '../xmpp/jid.js';
 import { NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
+import { priorityOf } from './presence.js';
 import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
 import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announceWaiting, announcedNode, announcement, waitingNode, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
 import { isTransient, retrying } from './retry.js';
@@ -71,11 +72,6 @@ function storable(m: Element): boolean {
   return m.getChild('body') !== undefined || m.getChild('x', NS_CONFERENCE) !== undefined || m.getChild('x', NS_MUC_USER)?.getChild('invite') !== undefined;
 }
 
-function priorityOf(p: Element | undefined): number {
-  const n = Number(p?.getChildText('priority') ?? 0);
-  return Number.isFinite(n) ? n : 0;
-}
-
 /**
  * The user's available resources and their priorities (this one included), from the own presence
  * node as this session sees it.
@@ -83,6 +79,7 @@ function priorityOf(p: Element | undefined): number {
 function ownResources(account: Account): Map<string, number> {
   const out = new Map<string, number>();
   for (const [r, p] of account.contactPresence?.get(account.bare) ?? []) out.set(r, priorityOf(p));
+  if (account.echoPriority !== undefined) out.set(account.ctx.jid.resource, account.echoPriority);
   if (account.available) out.set(account.ctx.jid.resource, account.priority);
   return out;
 }
@@ -212,7 +209,7 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     // announced since, and at the first login through the proxy those made before it had an inbox.
     // At that login there are no markers yet: the user's sessions write them, after a login that
     // made the presence node.
-    const first = account.createdNodes.has(NODE_PRESENCE);
+    const first = account.createdNode(NODE_PRESENCE);
     const [marks, inbox, waiting] = await Promise.all([
       first ? undefined : ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
@@ -252,7 +249,15 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     if (announced.size === 0) st.announced = undefined;
   } finally {
     st.live = undefined;
+    if (st.delivered?.size === 0) st.delivered = undefined;
+    // a session that has had no messages keeps no chat state at all
+    if (isEmptyState(st) && ctx.state.get(KEY) === st) ctx.state.delete(KEY);
   }
+}
+
+function isEmptyState(st: ChatState): boolean {
+  for (const k in st) if (st[k as keyof ChatState] !== undefined) return false;
+  return true;
 }
 
 /**

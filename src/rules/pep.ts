@@ -46,6 +46,11 @@ function stateOf(ctx: RuleContext): PepState {
   return s;
 }
 
+/** The session's interests (none until its client has sent caps: no state kept before that). */
+function interestsOf(ctx: RuleContext): Promise<Set<string>> {
+  return (ctx.state.get(KEY) as PepState | undefined)?.interests ?? NONE;
+}
+
 /** The last item of `node` of `contact`, as the notification a subscriber would have had. */
 function lastItemEvent(contact: string, to: string, node: string, item: { id: string; payload: Element | undefined }): Element {
   return xml(
@@ -85,21 +90,21 @@ function visibleContacts(account: Account): string[] {
 
 /** Initial presence: the last items of every contact the user sees. */
 export function pepOnAvailable(account: Account): void {
-  void stateOf(account.ctx).interests.then((nodes) => sendLastItems(account, visibleContacts(account), nodes));
+  void interestsOf(account.ctx).then((nodes) => sendLastItems(account, visibleContacts(account), nodes));
 }
 
 /** A contact became visible (its approval arrived): its last items. */
 export function pepOnChange(account: Account, prev: RosterEntry | undefined, next: RosterEntry | undefined): void {
   if (!next || !hasTo(next.subscription) || (prev && hasTo(prev.subscription)) || !account.available) return;
-  void stateOf(account.ctx).interests.then((nodes) => sendLastItems(account, [next.jid], nodes));
+  void interestsOf(account.ctx).then((nodes) => sendLastItems(account, [next.jid], nodes));
 }
 
 /** The client's broadcast presence: learn its interests when its caps change. */
 function sawPresence(account: Account, caps: CapsCache, presence: Element): void {
-  const st = stateOf(account.ctx);
   const c = capsOf(presence);
   const key = c?.toString();
-  if (key === st.capsKey) return;
+  if (key === (account.ctx.state.get(KEY) as PepState | undefined)?.capsKey) return;
+  const st = stateOf(account.ctx);
   st.capsKey = key;
   const before = st.interests;
   st.interests = caps.interests(account.ctx, c);
@@ -185,7 +190,7 @@ export function pepRule(): Rule {
       // the user's own nodes: the backend notifies the owner's sessions (ejabberd whatever their caps)
       const entry = account.entry(service);
       if (!account.available || (service !== ctx.bare && !(entry && hasTo(entry.subscription)))) return true;
-      return stateOf(ctx).interests.then((nodes) => !nodes.has(ev.node));
+      return interestsOf(ctx).then((nodes) => !nodes.has(ev.node));
     },
   };
 }

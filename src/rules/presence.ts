@@ -51,6 +51,10 @@ function validItem(service: string, item: PublishedItem): Element | undefined {
   return p;
 }
 
+function cachedOf(account: Account, contact: string): Map<string, Element> | undefined {
+  return account.contactPresence?.get(contact);
+}
+
 function cacheOf(account: Account, contact: string): Map<string, Element> {
   account.contactPresence ??= new Map();
   let m = account.contactPresence.get(contact);
@@ -73,20 +77,45 @@ function seen(account: Account, service: string, payload: Element, probe: boolea
   if (!probe) touch(account, full);
   else if (account.touched?.has(full)) return;
   const resource = full.slice(service.length + 1);
-  const cache = cacheOf(account, service);
   const unavailable = payload.attrs.type === 'unavailable';
-  if (unavailable) {
-    const known = cache.delete(resource);
+  if (service === account.bare && resource === account.ctx.jid.resource) {
+    // the echo of this session's own presence: only its priority is kept, not the element (an idle
+    // session keeps no cache)
+    if (unavailable) {
+      const known = account.echoPriority !== undefined;
+      account.echoPriority = undefined;
+      if (probe || !known) return;
+    } else {
+      account.echoPriority = priorityOf(payload);
+    }
+  } else if (unavailable) {
+    const known = forget(account, service, resource);
     if (probe || !known) return; // nothing to say about a resource nobody saw
   } else {
-    cache.set(ownString(resource), detached(payload)); // not the notification it came in (xml.ts)
+    cacheOf(account, service).set(ownString(resource), detached(payload)); // not the notification it came in (xml.ts)
   }
   if (account.available) account.ctx.toClient(presenceFromItem(payload, account.full));
 }
 
+/** RFC 6121 §4.7.2.3: a presence's priority (0 when absent or not a number). */
+export function priorityOf(p: Element | undefined): number {
+  const n = Number(p?.getChildText('priority') ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Forget a cached resource; whether it was known. */
+function forget(account: Account, service: string, resource: string): boolean {
+  if (service === account.bare && resource === account.ctx.jid.resource) {
+    const known = account.echoPriority !== undefined;
+    account.echoPriority = undefined;
+    return known;
+  }
+  return cachedOf(account, service)?.delete(resource) ?? false;
+}
+
 function gone(account: Account, service: string, resource: string): void {
   touch(account, `${service}/${resource}`);
-  if (cacheOf(account, service).delete(resource) && account.available) {
+  if (forget(account, service, resource) && account.available) {
     account.ctx.toClient(unavailableFrom(`${service}/${resource}`, account.full));
   }
 }
@@ -145,6 +174,7 @@ async function goUnavailable(account: Account, payload: Element): Promise<void> 
   await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
   account.contactPresence = undefined;
   account.ownKnown = false; // the cache is gone: the next initial presence probes
+  account.echoPriority = undefined;
 }
 
 async function broadcast(account: Account, client: Element): Promise<void> {
@@ -210,7 +240,7 @@ export function presenceOnChange(account: Account, prev: RosterEntry | undefined
   const has = next !== undefined && hasTo(next.subscription);
   const contact = (next ?? prev)!.jid;
   if (has && !had && account.available) void probe(account, contact);
-  if (had && !has) for (const r of [...cacheOf(account, contact).keys()]) gone(account, contact, r);
+  if (had && !has) for (const r of [...(cachedOf(account, contact)?.keys() ?? [])]) gone(account, contact, r);
 }
 
 export const presenceRule: Rule = {

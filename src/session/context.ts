@@ -26,8 +26,10 @@ export class SessionContext implements RuleContext {
     readonly domain: string,
     readonly sessionId: string,
     readonly service?: ServiceRequester,
+    /** the bare JID as the session made it already (one string per session, not two) */
+    bare?: string,
   ) {
-    this.bare = jid.bare().toString();
+    this.bare = bare ?? jid.bare().toString();
   }
 
   get log(): Logger {

@@ -13,6 +13,8 @@ import { randomToken } from '../xmpp/random.js';
 import tls from 'node:tls';
 import type { Element } from 'ltx';
 import type { Logger } from 'pino';
+import { addBindings, sessionLogger } from '../log.js';
+import { sharedString } from '../stream/chars.js';
 import type { Config } from '../config.js';
 import { XmlStream, type StreamEvents } from '../stream/connection.js';
 import type { Framing } from '../stream/framing.js';
@@ -92,6 +94,9 @@ export interface SessionDeps {
   onGone?(session: Session): void;
 }
 
+/** the backend leg's TLS options without a CA of our own (one object for every session) */
+const NO_CA: { ca?: Buffer } = Object.freeze({});
+
 /** Time the rules' onClose hooks get to finish (e.g. publish "unavailable") before the backend leg closes. */
 const CLOSE_HOOKS_MS = 5000;
 
@@ -122,8 +127,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private toClientLane: Lane | undefined;
   private ctx: SessionContext | undefined;
   private readonly tracker: IqTracker;
-  /** the proxy's own iqs to the client (e.g. the disco#info of its entity capabilities) */
-  private readonly clientTracker: IqTracker;
+  /** the proxy's own iqs to the client (e.g. the disco#info of its entity capabilities); made at the first */
+  private clientTracker: IqTracker | undefined;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private readonly headerClock: HeaderClock;
   private closing = false;
@@ -141,7 +146,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     transport: ClientTransport,
     private readonly deps: SessionDeps,
   ) {
-    this.log = deps.log.child({ sid: this.id });
+    this.log = sessionLogger(deps.log, { sid: this.id });
     this.traceOn = deps.log.isLevelEnabled('trace');
     this.transport = deps.transport ?? transport.framing.kind;
     deps.meter?.opened(this.transport);
@@ -149,7 +154,6 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.client = new XmlStream(transport.framing, this);
     // the session is the owner the trackers and the header clock call back (no closures per session)
     this.tracker = new IqTracker(deps.config.requestTimeout, this, deps.meter);
-    this.clientTracker = new IqTracker(deps.config.requestTimeout, this);
     this.negotiationTimer = setTimeout(() => this.streamError('connection-timeout', 'negotiation took too long'), deps.config.negotiationTimeout);
     this.negotiationTimer.unref();
     this.headerClock = new HeaderClock(deps.config.headerTimeout, this);
@@ -184,7 +188,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (this.phase !== 'header') throw new StreamError('not-well-formed', 'unexpected stream header');
     this.headerClock.stop();
     const to = attrs.to;
-    if (attrs['xml:lang']) this.lang = attrs['xml:lang'];
+    if (attrs['xml:lang']) this.lang = sharedString(attrs['xml:lang']);
     if (attrs.xmlns !== NS_CLIENT) {
       this.domain ||= to && isDomain(to) ? to.toLowerCase() : '';
       throw new StreamError('invalid-namespace', `the content namespace must be ${NS_CLIENT}`);
@@ -192,7 +196,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (!to || !isDomain(to)) throw new StreamError('host-unknown', 'the stream header needs the domain in its to attribute');
     const domain = to.toLowerCase();
     if (this.domain && domain !== this.domain) throw new StreamError('host-unknown', `the stream was opened for ${this.domain}`);
-    this.domain = domain;
+    this.domain = sharedString(domain);
     const version = attrs.version ?? '0.0';
     if (!/^[0-9]+\.[0-9]+$/.test(version) || Number(version.split('.')[0]) < 1) {
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
@@ -225,7 +229,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   private openBackend(): Promise<Element> {
-    this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, this, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : {});
+    this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, this, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : NO_CA);
     const ready = this.backend.open();
     ready.then(
       () => this.log.info({ secure: this.backend?.secure, backendStream: this.backend?.streamId }, 'backend stream open'),
@@ -252,7 +256,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (this.phase !== 'bound') this.headerClock.stop(); // complete; onChunk starts it if another one began
     switch (this.phase) {
       case 'bound':
-        if (this.clientTracker.match(s)) return; // the client's answer to one of the proxy's own iqs
+        if (this.clientTracker?.match(s)) return; // the client's answer to one of the proxy's own iqs
         if (s.isStanza) this.toBackendLane!.push(s);
         else this.clientNonza(s);
         return;
@@ -450,11 +454,14 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.mechanisms = undefined;
     this.saslMechanism = '';
     this.backendReady = undefined;
-    if (this.backend) this.backend.features = undefined;
-    this.log.setBindings({ jid: jid.toString() });
+    if (this.backend) {
+      this.backend.features = undefined;
+      this.backend.streamId = undefined; // logged when the leg opened
+    }
+    addBindings(this.log, { jid: jid.toString() });
     this.log.info('bound');
     const rules = this.deps.rules;
-    const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service);
+    const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service, this.bareValue);
     this.ctx = ctx;
     this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this, rules.tally.client);
     this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this, rules.tally.backend);
@@ -560,7 +567,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   requestClient(iq: Element, timeoutMs?: number): Promise<Element> {
     if (this.clientGone || this.closing) return Promise.reject(new StanzaError('recipient-unavailable', 'the client is gone'));
-    const answer = this.clientTracker.track(iq, timeoutMs);
+    const answer = (this.clientTracker ??= new IqTracker(this.deps.config.requestTimeout, this)).track(iq, timeoutMs);
     this.client.send(iq);
     return answer;
   }
@@ -675,7 +682,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       await this.tracker.whenIdle(drain.deadline - Date.now());
     }
     this.tracker.rejectAll(() => new StanzaError('remote-server-not-found', 'session closed'));
-    this.clientTracker.rejectAll(() => new StanzaError('recipient-unavailable', 'session closed'));
+    this.clientTracker?.rejectAll(() => new StanzaError('recipient-unavailable', 'session closed'));
     this.backend?.close();
     this.client.close();
     this.checkGone();

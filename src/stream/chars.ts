@@ -108,3 +108,19 @@ export function unescapeXml(s: string): string {
 export function ownString(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
+
+const shared = new Map<string, string>();
+const SHARED_MAX = 256;
+
+/**
+ * One string for each of the few values that every session keeps (its domain, its xml:lang), instead
+ * of a copy per session. Bounded: a peer inventing values fills the table only up to its limit, and
+ * later values are plain own copies.
+ */
+export function sharedString(s: string): string {
+  const have = shared.get(s);
+  if (have !== undefined) return have;
+  const own = ownString(s);
+  if (shared.size < SHARED_MAX) shared.set(own, own);
+  return own;
+}

@@ -27,7 +27,8 @@ export interface StreamEvents extends TokenizerHandler {
 const CLOSE_GRACE_MS = 2000;
 
 export class XmlStream implements FramingSink {
-  private out: string[] = [];
+  /** what is queued for the next flush (none: an idle stream keeps no array) */
+  private out: string[] | undefined;
   private flushScheduled = false;
   private full = false;
   private closing = false;
@@ -94,7 +95,7 @@ export class XmlStream implements FramingSink {
     this.closing = true;
     clearTimeout(this.graceTimer);
     this.framing.stopParsing();
-    this.out = [];
+    this.out = undefined;
     this.events.onClose(err);
   }
 
@@ -126,7 +127,7 @@ export class XmlStream implements FramingSink {
   /** Queue bytes (latin1-held): one complete top-level element. */
   sendRaw(bytes: string): void {
     if (this.closed) return;
-    this.out.push(bytes);
+    (this.out ??= []).push(bytes);
     this.schedule();
   }
 
@@ -148,9 +149,9 @@ export class XmlStream implements FramingSink {
   /** Write everything queued in one go (TCP: one socket write). */
   flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.gone) return;
     const units = this.out;
-    this.out = [];
+    if (units === undefined || this.gone) return;
+    this.out = undefined;
     for (const u of units) this.bytesOut += u.length;
     if (!this.framing.write(units)) this.onBackpressure(true);
   }
@@ -194,7 +195,7 @@ export class XmlStream implements FramingSink {
     this.sendRaw(this.framing.footer);
     this.flush();
     this.closing = true;
-    this.out = [];
+    this.out = undefined;
     if (!wait || this.peerEnded) {
       this.framing.stopParsing();
       this.framing.end();
