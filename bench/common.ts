@@ -22,11 +22,11 @@ export const RESULTS = join(ROOT, 'bench', 'results');
 
 export const QUICK = process.env.BENCH_QUICK === '1';
 
-export function envNumber(name: string, dflt: number): number {
+export function envNumber(name: string, dflt: number, min: 0 | 'positive' = 'positive'): number {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${v}'`);
+  if (!Number.isFinite(n) || (min === 'positive' ? n <= 0 : n < 0)) throw new Error(`${name} must be a ${min === 'positive' ? 'positive' : 'non-negative'} number, got '${v}'`);
   return n;
 }
 

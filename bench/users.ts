@@ -369,7 +369,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const idleSizes = (process.env.BENCH_USERS_IDLE ?? (QUICK ? '200' : '1000,5000')).split(',').map(Number).sort((a, b) => a - b);
   const relaySeconds = envNumber('BENCH_USERS_RELAY_SECONDS', QUICK ? 3 : 8);
   const latencySamples = envNumber('BENCH_USERS_LATENCY_SAMPLES', QUICK ? 500 : 2000);
-  const pairedRounds = envNumber('BENCH_USERS_PAIRED_ROUNDS', QUICK ? 1 : 4);
+  const pairedRounds = envNumber('BENCH_USERS_PAIRED_ROUNDS', QUICK ? 1 : 4, 0);
   let paired: PairedResult | undefined;
   const names = (process.env.BENCH_USERS_BOXES ?? 'raw,proxy-off,proxy-off-x2,rawtls,proxy-tls').split(',') as BoxName[];
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
@@ -377,7 +377,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replaceAll('-', '')}${i}`);
   // before the measured logins, first logins of accounts of their own: the figures are a running
   // process's, not its first seconds' (JIT compilation, the heap growing to its working size)
-  const warmup = envNumber('BENCH_USERS_WARMUP', QUICK ? 20 : 200);
+  const warmup = envNumber('BENCH_USERS_WARMUP', QUICK ? 20 : 200, 0);
   const warmUsers = (name: BoxName) => Array.from({ length: warmup }, (_, i) => `w${name.replaceAll('-', '')}${i}`);
   // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both); no
   // idle phase for x2: its own max(BENCH_USERS_IDLE) first logins would add minutes to a run
