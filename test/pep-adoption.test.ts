@@ -15,9 +15,10 @@ const node = (iq: Element) => iq.getChild('pubsub')?.getChild('items')?.attrs.no
 const tick = () => new Promise((r) => setImmediate(r));
 
 /** A first login: none of the proxy's nodes exists; `nick` says whether the user has a nickname node. */
-async function firstLogin(nick: boolean) {
+async function firstLogin(nick: boolean, identity = 'Prosody') {
   const missing = new Set([NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_PEP]);
   const rec = recordingContext('tybalt@capulet.lit/first', {
+    identity,
     answer: (iq) => {
       const n = node(iq);
       if (n && !iq.attrs.to && missing.has(n)) return new StanzaError('item-not-found');
@@ -32,11 +33,13 @@ async function firstLogin(nick: boolean) {
   return { rec, account: accountOf(rec.ctx) };
 }
 
+const ownAffiliations = (requests: Element[]) => requests.filter((iq) => !iq.attrs.to && iq.getChild('pubsub')?.attrs.xmlns === 'http://jabber.org/protocol/pubsub' && iq.getChild('pubsub')?.getChild('affiliations'));
 const wellKnownReads = (requests: Element[]) => requests.filter((iq) => iq.getChild('pubsub')?.getChild('items')?.attrs.max_items === '1' && !iq.attrs.to && node(iq) !== NODE_PEP);
 
 t.test('the first login reads none of the well-known PEP nodes', async (t) => {
   const { rec } = await firstLogin(true);
   t.same(wellKnownReads(rec.requests).map(node), [], 'no last-item reads at the login');
+  t.same(ownAffiliations(rec.requests), [], 'no affiliations request');
   t.notOk(rec.requests.some((iq) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items'), 'no listing of the user\'s nodes');
 });
 
@@ -60,4 +63,17 @@ t.test('a user without well-known nodes is not listed at its first grant', async
   const asked = rec.requests.slice(before);
   t.equal(wellKnownReads(asked).length, 5, 'the five reads');
   t.notOk(asked.some((iq) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items'), 'no listing');
+});
+
+t.test('on ejabberd the first grant asks the user\'s own affiliations instead, once per session', async (t) => {
+  const { rec, account } = await firstLogin(true, 'ejabberd');
+  t.same(ownAffiliations(rec.requests), [], 'nothing at the login');
+  const before = rec.requests.length;
+  await grantNodes(account, 'romeo@montague.lit');
+  const asked = rec.requests.slice(before);
+  t.equal(ownAffiliations(asked).length, 1, 'one affiliations request names the user\'s nodes');
+  t.same(wellKnownReads(asked), [], 'no reads of well-known nodes');
+  const again = rec.requests.length;
+  await grantNodes(account, 'mercutio@montague.lit');
+  t.same(ownAffiliations(rec.requests.slice(again)), [], 'not again in the session');
 });

@@ -238,7 +238,7 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       await Promise.all([juliet.stop(), benvolio.stop()]);
     });
 
-    t.test('nodes made before the proxy: adopted before the first grant through it when the user has a well-known one', async (t) => {
+    t.test(kind === 'ejabberd' ? "nodes made before the proxy: adopted before the first grant through it (named by the user's affiliations)" : 'nodes made before the proxy: adopted before the first grant through it when the user has a well-known one', async (t) => {
       const BEFORE = 'urn:xep207-test:before';
       /** publish straight at the backend, as the user's client did before the proxy was in front of it */
       const nativePublish = async (user: string, domain: string, items: Array<[string, string]>) => {
@@ -269,8 +269,15 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(typeof nick === 'string' ? nick : nick[0]?.getChildText('nick', NICK), 'Prince of Cats', 'a nickname published before the proxy: readable by the contact');
       const before = await readItems(romeo, 'tybalt@capulet.lit', BEFORE);
       t.equal(typeof before === 'string' ? before : before.length, 1, 'and every other node of that user, found by the listing');
-      // the documented limit: a user with none of the well-known nodes is not listed (a listing costs
-      // ejabberd a scan of all its PEP nodes); the node is adopted when its owner publishes to it again
+      if (kind === 'ejabberd') {
+        // the user's own affiliations name every node it owns, well-known or not
+        const lone = await readItems(romeo, 'mercutio@montague.lit', BEFORE);
+        t.equal(typeof lone === 'string' ? lone : lone[0]?.getChildText('thing', BEFORE), 'queen mab', 'a lone unknown node: found by the affiliations, readable by the contact');
+        await romeo.stop();
+        return;
+      }
+      // the documented limit elsewhere: a user with none of the well-known nodes is not listed; the
+      // node is adopted when its owner publishes to it again
       t.type(await readItems(romeo, 'mercutio@montague.lit', BEFORE), 'string', 'a lone unknown node stays owner-only');
       const mercutio = await login('mercutio', 'montague.lit', 'later');
       await online(mercutio);

@@ -38,6 +38,13 @@ export interface BackendProfile {
    */
   readonly missingNodeConditions: readonly string[];
   /**
+   * The user's own PEP nodes can be listed with an entity affiliations request (XEP-0060 §5.7,
+   * affiliation `owner`) at a cost that does not grow with the server's node count (ejabberd: a
+   * look-up by the user's key, against disco#items' scan of every PEP node; bench (e)). Elsewhere
+   * the first login looks for PEP data by reading well-known nodes, then lists with disco#items.
+   */
+  readonly ownNodesByAffiliations: boolean;
+  /**
    * How many of the login setup's node creations one proxy sends at once, across its sessions
    * (rules/gate.ts): ejabberd aborts concurrent creations of different users' PEP nodes.
    */
@@ -56,6 +63,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     // anyway), and stamp the publisher on items so that the proxy can check who wrote them
     extraNodeConfig: { 'pubsub#presence_based_delivery': '0', 'pubsub#itemreply': 'publisher' },
     missingNodeConditions: ['item-not-found'], // a remote domain: forbidden
+    ownNodesByAffiliations: true,
     concurrentCreates: 1,
   },
   prosody: {
@@ -67,6 +75,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     ownLastItemsAtLogin: true,
     extraNodeConfig: {},
     missingNodeConditions: ['forbidden'], // a remote domain: not-allowed
+    ownNodesByAffiliations: false,
     concurrentCreates: 16,
   },
   // an unknown XEP-0060 service: only what every implementation must do (whitelist, affiliations)
@@ -79,6 +88,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     ownLastItemsAtLogin: false,
     extraNodeConfig: {},
     missingNodeConditions: ['item-not-found', 'forbidden'],
+    ownNodesByAffiliations: false,
     concurrentCreates: 4,
   },
 };

@@ -101,6 +101,15 @@ export function getConfig(node: string): Element {
   return iq('get', undefined, xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('configure', { node })));
 }
 
+/**
+ * §5.7 the requester's own affiliations at a service (the account's own PEP when undefined): on
+ * ejabberd, the user's own PEP nodes (owner) from a look-up by the user's key, where a listing of
+ * the PEP service (disco#items) scans every PEP node the server holds.
+ */
+export function myAffiliations(service?: string): Element {
+  return iq('get', service, xml('pubsub', { xmlns: NS_PUBSUB }, xml('affiliations')));
+}
+
 /** §8.9.1 a node's affiliations (owner; the account's own PEP). */
 export function getAffiliations(node: string): Element {
   return iq('get', undefined, xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('affiliations', { node })));

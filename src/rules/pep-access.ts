@@ -183,9 +183,10 @@ const adoptions = new WeakMap<Account, Promise<void>>();
 /**
  * Before the registry's first write, and before a grant while there is none: the user's PEP nodes
  * made before the proxy was in front of the backend are classified from their configuration and
- * made readable (once per session). Until then they are owner-only, which is what they are to a
- * user without contacts: a user has none before its first grant, which is why this need not run at
- * the first login (five reads each, bench (e)). A registry that exists was made after it.
+ * made readable (once per session; `preexisting` finds them). Until then they are owner-only,
+ * which is what they are to a user without contacts: a user has none before its first grant, which
+ * is why this need not run at the first login (a request or five each, bench (e)). A registry that
+ * exists was made after it.
  */
 function adopted(account: Account): Promise<void> {
   if (!account.lacks(NODE_PEP)) return Promise.resolve();
@@ -200,19 +201,10 @@ function adopted(account: Account): Promise<void> {
   return p;
 }
 
-/**
- * The adoption: a listing costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at
- * 60-100k nodes), so it is made only for a user who has PEP data at all, which shows in the nodes
- * every client that has any publishes: their last items are read by name (cheap on both backends;
- * a configuration read would make ejabberd build a whole form). A user with none of them (a new
- * account, as a rule) is not listed.
- */
+/** The adoption: each of the user's nodes made before the proxy is classified from its configuration. */
 async function adopt(account: Account): Promise<void> {
-  const known = await Promise.all(WELL_KNOWN.map((node) => account.ctx.request(ps.lastItems(undefined, node, 1)).then(() => true, (err: unknown) => !missing(err))));
-  if (!known.includes(true)) return;
-  const res = await account.ctx.request(ps.discoItems(account.bare));
-  const existing = res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? [];
-  for (const node of existing) {
+  const existing = await preexisting(account);
+  for (const node of existing ?? []) {
     try {
       const access = asAccess(await configuredModel(account, node));
       if (access) await makeReadable(account, node, access, true);
@@ -220,6 +212,33 @@ async function adopt(account: Account): Promise<void> {
       account.ctx.log.warn({ node, err: String(err) }, 'PEP node adoption failed');
     }
   }
+}
+
+/**
+ * The user's PEP nodes made before the proxy (undefined: none, or no sign of any). A listing
+ * (disco#items) costs ejabberd a scan of every PEP node it holds (25-40 ms of its CPU at 60-100k
+ * nodes): where the backend names them cheaply, the user's own affiliations do (ejabberd: a look-up
+ * by the user's key); elsewhere the listing is made only for a user who has PEP data at all, which
+ * shows in the nodes every client that has any publishes: their last items are read by name (a
+ * configuration read would make ejabberd build a whole form). A user with none of them (a new
+ * account, as a rule) is not listed.
+ */
+async function preexisting(account: Account): Promise<Set<string> | undefined> {
+  if (account.profile.ownNodesByAffiliations) {
+    const res = await account.ctx.request(ps.myAffiliations()).catch(() => undefined);
+    if (res) {
+      const owned = res.getChild('pubsub')?.getChild('affiliations')?.getChildren('affiliation')
+        .filter((a) => a.attrs.affiliation === 'owner')
+        .map((a) => a.attrs.node as string)
+        .filter((n) => n && isClientNode(n)) ?? [];
+      return owned.length > 0 ? new Set(owned) : undefined;
+    }
+    // not answered: as on any other backend
+  }
+  const known = await Promise.all(WELL_KNOWN.map((node) => account.ctx.request(ps.lastItems(undefined, node, 1)).then(() => true, (err: unknown) => !missing(err))));
+  if (!known.includes(true)) return undefined;
+  const res = await account.ctx.request(ps.discoItems(account.bare));
+  return new Set(res.getChild('query')?.getChildren('item').map((i) => i.attrs.node as string).filter((n) => n && isClientNode(n)) ?? []);
 }
 
 // ---- what a client asks of its own nodes -------------------------------------------------------
