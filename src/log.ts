@@ -2,6 +2,7 @@
 // session gets a child carrying its session id (and, once bound, its JID).
 import { pino, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
+import { ownString } from './stream/chars.js';
 
 export type { Logger };
 
@@ -43,5 +44,5 @@ export function addBindings(log: Logger, bindings: Record<string, string>): void
 function flattenBindings(log: Logger): void {
   const holder = log as unknown as Record<symbol, unknown>;
   const s = holder[pino.symbols.chindingsSym];
-  if (typeof s === 'string' && s.length >= 13) holder[pino.symbols.chindingsSym] = Buffer.from(s, 'utf8').toString('utf8');
+  if (typeof s === 'string') holder[pino.symbols.chindingsSym] = ownString(s);
 }
