@@ -276,19 +276,34 @@ export class Account {
     for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) this.unmadeBits |= bitOf(node);
     // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
     let created = 0;
-    await Promise.all(
-      wanted
-        .filter((node) => !existing.has(node) && !LAZY.has(node))
-        .map(async (node) => {
-          try {
-            await budget.run(`create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
-            created |= bitOf(node);
-            this.ctx.log.info({ node }, 'created node');
-          } catch (err) {
-            if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
-          }
+    // One pass through the gate for all of this login's creations, sent together: the backend's
+    // session handles one stanza after the other (ejabberd runs a PEP request in the sender's c2s
+    // process, transaction included), so a login's creations never collide with each other, only
+    // with other sessions'. Two creations then hold the gate for one round trip, not two.
+    // A retry sends again only what has not gone through.
+    const pending = new Set(wanted.filter((node) => !existing.has(node) && !LAZY.has(node)));
+    if (pending.size > 0) {
+      await budget.run(`create ${[...pending].join(', ')}`, () =>
+        gate.run(async () => {
+          const nodes = [...pending];
+          const outcomes = await Promise.allSettled(nodes.map((node) => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
+          // every answer is in before the gate is released: an error must not let the next login's
+          // creation overlap one of ours still in flight
+          let failure: unknown;
+          nodes.forEach((node, i) => {
+            const o = outcomes[i]!;
+            if (o.status === 'fulfilled') {
+              created |= bitOf(node);
+              pending.delete(node);
+              this.ctx.log.info({ node }, 'created node');
+            } else if (o.reason instanceof StanzaError && o.reason.condition === 'conflict') {
+              pending.delete(node); // another session made it
+            } else failure ??= o.reason;
+          });
+          if (failure !== undefined) throw failure;
         }),
-    );
+      );
+    }
     this.createdBits = created;
     if (found[wanted.indexOf(NODE_ROSTER)] === 'missing') this.rosterLoaded = true; // no roster yet: empty
     const made = wanted.filter((node) => (this.unmadeBits & bitOf(node)) === 0);
