@@ -26,6 +26,26 @@ export interface StreamEvents extends TokenizerHandler {
 /** Time allowed for the peer to answer our end of stream before the transport is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
+// Output queued while an input chunk is parsed (what the rules forward or answer at once) is written
+// when the chunk is done: one flush per stream per chunk, without a nextTick callback per write
+// (5% of the proxy's CPU in the relay phase, bench (e)). Output queued anywhere else (a rule's
+// awaited work, a timer) is flushed on the next tick, as before.
+let inputDepth = 0;
+let batched: XmlStream[] = [];
+
+/** An input chunk is about to be parsed (framings call this around their tokenizer's write). */
+export function beginInput(): void {
+  inputDepth++;
+}
+
+/** The chunk is parsed: flush what it made. */
+export function endInput(): void {
+  if (--inputDepth > 0 || batched.length === 0) return;
+  const streams = batched;
+  batched = [];
+  for (const s of streams) s.flush();
+}
+
 export class XmlStream implements FramingSink {
   /** what is queued for the next flush (none: an idle stream keeps no array) */
   private out: string[] | undefined;
@@ -143,7 +163,8 @@ export class XmlStream implements FramingSink {
   private schedule(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    process.nextTick(() => this.flush());
+    if (inputDepth > 0) batched.push(this);
+    else process.nextTick(() => this.flush());
   }
 
   /** Write everything queued in one go (TCP: one socket write). */

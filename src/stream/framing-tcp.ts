@@ -4,6 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { FORBIDDEN_CONTROL } from './chars.js';
+import { beginInput, endInput } from './connection.js';
 import { StreamError } from './errors.js';
 import type { Framing, FramingSink } from './framing.js';
 import { NS_STREAM, Tokenizer, type TokenizerLimits } from './tokenizer.js';
@@ -22,7 +23,12 @@ const FRAMING = Symbol('xep207.framing');
 type Owned = Socket & { [FRAMING]?: TcpFraming };
 
 function onData(this: Owned, chunk: Buffer): void {
-  this[FRAMING]?.receive(chunk);
+  beginInput();
+  try {
+    this[FRAMING]?.receive(chunk);
+  } finally {
+    endInput();
+  }
 }
 function onDrain(this: Owned): void {
   this[FRAMING]?.drained();

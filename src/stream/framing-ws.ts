@@ -9,6 +9,7 @@
 // and limit is the same; a message must hold exactly one element (whitespace around it allowed),
 // and is handed on only once the whole message passed.
 import type { WebSocket, RawData } from 'ws';
+import { beginInput, endInput } from './connection.js';
 import { FORBIDDEN_CONTROL } from './chars.js';
 import { StreamError } from './errors.js';
 import type { Framing, FramingSink } from './framing.js';
@@ -91,7 +92,14 @@ export class WsFraming implements Framing, TokenizerHandler {
 
   attach(sink: FramingSink): void {
     this.sink = sink;
-    this.ws.on('message', (data, isBinary) => this.receive(data, isBinary));
+    this.ws.on('message', (data, isBinary) => {
+      beginInput(); // what the message makes is flushed when it is done (connection.ts)
+      try {
+        this.receive(data, isBinary);
+      } finally {
+        endInput();
+      }
+    });
     // ws answers pings itself; a protocol error (bad UTF-8, a message over maxPayload...) makes it
     // close with the matching code (1007, 1009...) and emit 'error' before 'close'
     this.ws.on('error', (err) => (this.lastError = err));
