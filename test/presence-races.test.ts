@@ -45,8 +45,13 @@ async function session(jid: string, items: Element[], roster: Element[] = [], ho
     rules,
     rec,
     holdAliveChecks: () => (hold = true),
-    release: () => held.splice(0).forEach((f) => f()),
+    release: () => {
+      hold = false; // later checks are answered at once
+      held.splice(0).forEach((f) => f());
+    },
     held: () => held.length,
+    /** answer only the check held at `i` (in the order asked) */
+    releaseAt: (i: number) => held.splice(i, 1)[0]?.(),
   };
 }
 
@@ -69,6 +74,24 @@ t.test("an own resource that leaves while the login's read of the own node check
   t.same(availableFrom(s.rec.toClient, 'juliet@capulet.lit/R'), [], 'R is never shown available');
   const ownReads = s.rec.requests.filter((iq) => iq.getChild('pubsub')?.getChild('items')?.attrs.node === NODE_PRESENCE && iq.attrs.to === undefined);
   t.equal(ownReads.length, 1, 'the own node was read once, at the login');
+});
+
+t.test("a login read whose checks outlive an initial presence and an unavailable does not stand for the cache", async (t) => {
+  const s = await session('juliet@capulet.lit/new', [presenceItem('juliet@capulet.lit/R')], [], true);
+  for (let i = 0; i < 20 && s.held() === 0; i++) await tick();
+  t.equal(s.held(), 1, "the login's check of R is held");
+  const initial = offer(s.rules, s.rec, xml('presence'), 'client');
+  for (let i = 0; i < 20 && s.held() < 2; i++) await tick();
+  t.equal(s.held(), 2, 'initial presence probed the own node meanwhile (its check of R is held too)');
+  s.releaseAt(1); // the probe's check
+  await initial;
+  await offer(s.rules, s.rec, xml('presence', { type: 'unavailable' }), 'client');
+  s.release(); // the login's check answers only now
+  for (let i = 0; i < 20; i++) await tick();
+  const before = s.rec.requests.length;
+  await offer(s.rules, s.rec, xml('presence'), 'client');
+  const probes = s.rec.requests.slice(before).filter((iq) => iq.getChild('pubsub')?.getChild('items')?.attrs.node === NODE_PRESENCE && iq.attrs.to === undefined);
+  t.equal(probes.length, 1, 'the next initial presence probes the own node');
 });
 
 t.test("an own resource that is there at the login is shown at initial presence, and one that comes later when it does", async (t) => {

@@ -127,6 +127,8 @@ export class Account {
    * the login on (presence.ts). Initial presence then needs no probe of the own node.
    */
   ownKnown = false;
+  /** initial presences so far (presence.ts: a login read that outlived one must not say the cache is current) */
+  initials = 0;
   /** the backend notified this session of the presence node's changes from before the login read it */
   ownNotifiedAtLogin = false;
   /** the entity capabilities (XEP-0115 <c/>) last put on the backend leg's presence */
@@ -156,6 +158,7 @@ export class Account {
 
   becameAvailable(): void {
     this.available = true;
+    this.initials++;
     for (const h of this.hooks.available) h(this);
   }
 

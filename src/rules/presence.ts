@@ -204,6 +204,7 @@ async function broadcast(account: Account, client: Element): Promise<void> {
  * on, so that initial presence needs no probe of the own node (`Account.ownKnown`).
  */
 async function dropStaleResources(account: Account): Promise<void> {
+  const initials = account.initials;
   try {
     const read = account.takeLoginRead(NODE_PRESENCE);
     // made by this login: empty at its creation
@@ -221,17 +222,17 @@ async function dropStaleResources(account: Account): Promise<void> {
       await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, item.id, xml('presence', { xmlns: NS_CLIENT, type: 'unavailable', from: full }))).catch(() => undefined);
       await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, item.id)).catch(() => undefined);
     }
-    account.ownKnown = account.ownNotifiedAtLogin;
+    // the client sent initial presence while the checks ran: that probed the own node (and a later
+    // unavailable dropped the cache), so this read says nothing about the cache now
+    if (!account.available && account.initials === initials) account.ownKnown = account.ownNotifiedAtLogin;
   } finally {
     account.endLoginProbe();
   }
 }
 
-/** Our own other resources as the cache has them, for the client's initial presence. */
+/** Our own other resources as the cache has them (never this session's own: echoPriority), for the client's initial presence. */
 function deliverOwn(account: Account): void {
-  const own = account.contactPresence?.get(account.bare);
-  if (!own) return;
-  for (const [resource, p] of own) if (resource !== account.ctx.jid.resource) account.ctx.toClient(presenceFromItem(p, account.full));
+  for (const p of cachedOf(account, account.bare)?.values() ?? []) account.ctx.toClient(presenceFromItem(p, account.full));
 }
 
 /** Roster changes: a contact we now follow is probed, one we no longer follow goes unavailable. */
