@@ -97,10 +97,10 @@ function seen(account: Account, service: string, payload: Element, probe: boolea
   if (account.available) account.ctx.toClient(presenceFromItem(payload, account.full));
 }
 
-/** RFC 6121 §4.7.2.3: a presence's priority (0 when absent or not a number). */
+/** RFC 6121 §4.7.2.3: a presence's priority (0 when absent or not an integer). */
 export function priorityOf(p: Element | undefined): number {
   const n = Number(p?.getChildText('priority') ?? 0);
-  return Number.isFinite(n) ? n : 0;
+  return Number.isInteger(n) ? n : 0;
 }
 
 /** Forget a cached resource; whether it was known. */
@@ -187,8 +187,7 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   account.available = true; // before publishing: the node's echo is this resource's own presence
   // from here on seen() delivers what notifications say; what they said before is in the cache
   if (initial && account.ownKnown) deliverOwn(account);
-  const priority = Number(client.getChildText('priority') ?? 0);
-  account.priority = Number.isInteger(priority) ? priority : 0;
+  account.priority = priorityOf(client);
   upstreamCaps(account, client.getChild('c', NS_CAPS));
   await publishPresence(account, payload);
   if (!initial) return;
