@@ -33,6 +33,15 @@ async function firstLogin(nick: boolean, identity = 'Prosody') {
   return { rec, account: accountOf(rec.ctx) };
 }
 
+const isListing = (iq: Element) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items';
+
+/** The requests one grant of the session's account made. */
+async function grantAsks(rec: { requests: Element[] }, account: Parameters<typeof grantNodes>[0], contact: string): Promise<Element[]> {
+  const before = rec.requests.length;
+  await grantNodes(account, contact);
+  return rec.requests.slice(before);
+}
+
 const ownAffiliations = (requests: Element[]) => requests.filter((iq) => !iq.attrs.to && iq.getChild('pubsub')?.attrs.xmlns === 'http://jabber.org/protocol/pubsub' && iq.getChild('pubsub')?.getChild('affiliations'));
 const wellKnownReads = (requests: Element[]) => requests.filter((iq) => iq.getChild('pubsub')?.getChild('items')?.attrs.max_items === '1' && !iq.attrs.to && node(iq) !== NODE_PEP);
 
@@ -40,40 +49,29 @@ t.test('the first login reads none of the well-known PEP nodes', async (t) => {
   const { rec } = await firstLogin(true);
   t.same(wellKnownReads(rec.requests).map(node), [], 'no last-item reads at the login');
   t.same(ownAffiliations(rec.requests), [], 'no affiliations request');
-  t.notOk(rec.requests.some((iq) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items'), 'no listing of the user\'s nodes');
+  t.notOk(rec.requests.some(isListing), 'no listing of the user\'s nodes');
 });
 
 t.test('the first grant adopts first, once per session', async (t) => {
   const { rec, account } = await firstLogin(true);
-  const before = rec.requests.length;
-  await grantNodes(account, 'romeo@montague.lit');
-  const asked = rec.requests.slice(before);
+  const asked = await grantAsks(rec, account, 'romeo@montague.lit');
   t.equal(wellKnownReads(asked).length, 5, 'the five well-known nodes are read by their last item');
-  const listing = asked.findIndex((iq) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items');
-  t.ok(listing > 0, 'a user with a nickname node gets its nodes listed');
-  const again = rec.requests.length;
-  await grantNodes(account, 'mercutio@montague.lit');
-  t.same(wellKnownReads(rec.requests.slice(again)).map(node), [], 'a second grant in the session does not adopt again');
+  t.ok(asked.findIndex(isListing) > 0, 'a user with a nickname node gets its nodes listed');
+  t.same(wellKnownReads(await grantAsks(rec, account, 'mercutio@montague.lit')).map(node), [], 'a second grant in the session does not adopt again');
 });
 
 t.test('a user without well-known nodes is not listed at its first grant', async (t) => {
   const { rec, account } = await firstLogin(false);
-  const before = rec.requests.length;
-  await grantNodes(account, 'romeo@montague.lit');
-  const asked = rec.requests.slice(before);
+  const asked = await grantAsks(rec, account, 'romeo@montague.lit');
   t.equal(wellKnownReads(asked).length, 5, 'the five reads');
-  t.notOk(asked.some((iq) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#items'), 'no listing');
+  t.notOk(asked.some(isListing), 'no listing');
 });
 
 t.test('on ejabberd the first grant asks the user\'s own affiliations instead, once per session', async (t) => {
   const { rec, account } = await firstLogin(true, 'ejabberd');
   t.same(ownAffiliations(rec.requests), [], 'nothing at the login');
-  const before = rec.requests.length;
-  await grantNodes(account, 'romeo@montague.lit');
-  const asked = rec.requests.slice(before);
+  const asked = await grantAsks(rec, account, 'romeo@montague.lit');
   t.equal(ownAffiliations(asked).length, 1, 'one affiliations request names the user\'s nodes');
   t.same(wellKnownReads(asked), [], 'no reads of well-known nodes');
-  const again = rec.requests.length;
-  await grantNodes(account, 'mercutio@montague.lit');
-  t.same(ownAffiliations(rec.requests.slice(again)), [], 'not again in the session');
+  t.same(ownAffiliations(await grantAsks(rec, account, 'mercutio@montague.lit')), [], 'not again in the session');
 });
