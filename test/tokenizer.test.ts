@@ -13,7 +13,8 @@ interface Events {
   ended: boolean;
 }
 
-function tokenize(input: string | Buffer, chunk = Infinity, limits = { maxSize: 4096, maxDepth: 16 }): Events {
+/** each chunk flagged ASCII where it is, as the framings do (`ascii: false`: never, the slower path) */
+function tokenize(input: string | Buffer, chunk = Infinity, limits = { maxSize: 4096, maxDepth: 16 }, ascii = true): Events {
   const ev: Events = { start: [], elements: [], ended: false };
   const tk = new Tokenizer(
     {
@@ -24,18 +25,29 @@ function tokenize(input: string | Buffer, chunk = Infinity, limits = { maxSize: 
     limits,
   );
   const bytes = (typeof input === 'string' ? Buffer.from(input, 'utf8') : input).toString('latin1');
-  for (let i = 0; i < bytes.length; i += chunk) tk.write(bytes.slice(i, i + chunk));
+  for (let i = 0; i < bytes.length; i += chunk) {
+    const part = bytes.slice(i, i + chunk);
+    tk.write(part, ascii && !/[\x80-\xff]/.test(part));
+  }
   return ev;
 }
 
+/** The stream error `body` gets, the same whatever the chunking and the ASCII flag. */
 function violation(body: string, limits?: { maxSize: number; maxDepth: number }): StreamError {
-  try {
-    tokenize(HEADER + body, Infinity, limits);
-  } catch (err) {
-    if (err instanceof StreamError) return err;
-    throw err;
+  const errors: StreamError[] = [];
+  for (const [chunk, ascii] of [[Infinity, true], [Infinity, false], [3, true]] as const) {
+    try {
+      tokenize(HEADER + body, chunk, limits, ascii);
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      errors.push(err);
+      continue;
+    }
+    throw new Error(`no stream error for ${body.slice(0, 60)} (chunk ${chunk}, ascii ${ascii})`);
   }
-  throw new Error(`no stream error for ${body.slice(0, 60)}`);
+  const conditions = new Set(errors.map((e) => e.condition));
+  if (conditions.size !== 1) throw new Error(`different errors for ${body.slice(0, 60)}: ${[...conditions].join(', ')}`);
+  return errors[0]!;
 }
 
 t.test('yields header, top-level elements with their exact bytes, and the end', async (t) => {
@@ -43,8 +55,8 @@ t.test('yields header, top-level elements with their exact bytes, and the end', 
     "<message to='romeo@montague.lit' id=\"a&amp;b\" type='chat'><body>wherefore &lt;art&gt; thou? Ωμέγα 😀</body><x:y xmlns:x='urn:x' x:z='1'/></message>" +
     "\n  <iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><presence/>";
   const input = "<?xml version='1.0' encoding='UTF-8'?>" + HEADER + body + '</stream:stream>';
-  for (const chunk of [Infinity, 1, 2, 3, 7, 64]) {
-    const ev = tokenize(input, chunk);
+  for (const [chunk, ascii] of [[Infinity, true], [Infinity, false], [1, true], [2, true], [3, false], [7, true], [64, true]] as const) {
+    const ev = tokenize(input, chunk, undefined, ascii);
     t.equal(ev.start.length, 1, `header (chunk ${chunk})`);
     t.equal(ev.start[0]!.to, 'capulet.lit');
     t.same(ev.elements.map((e) => e.name), ['message', 'iq', 'presence'], `elements (chunk ${chunk})`);
@@ -69,6 +81,32 @@ t.test('CDATA inside a stanza is text; a BOM before the header is fine', async (
 t.test('non-ASCII attribute values are decoded', async (t) => {
   const ev = tokenize(HEADER + "<message to='jüliet@capulet.lit'/>", 3);
   t.equal(ev.elements[0]!.attrs.to, 'jüliet@capulet.lit');
+  // ASCII before and after a non-ASCII value in one chunk: only that value is decoded
+  const mixed = tokenize(HEADER + "<message to='romeo@montague.lit' from='jüliet@capulet.lit/balcon' id='x1' type='chat' née='1'><bödy xmlns='urn:ü'/></message><iq id='p'/>");
+  t.same(mixed.elements[0]!.attrs, { to: 'romeo@montague.lit', from: 'jüliet@capulet.lit/balcon', id: 'x1', type: 'chat', née: '1' });
+  t.equal(mixed.elements[0]!.childName, 'bödy');
+  t.equal(mixed.elements[0]!.childNs, 'urn:ü');
+  t.same(mixed.elements[1]!.attrs, { id: 'p' });
+});
+
+t.test('what is looked for once per buffer (references, "<", "]]>") is found wherever it comes', async (t) => {
+  // several clean values and text nodes, then the one that breaks the rule: each time in one chunk
+  const clean = "<message to='a@b' id='1'><body>one</body><x xmlns='urn:x' y='2'>two</x></message>";
+  for (const [bad, condition] of [
+    ["<message to='a@b' id='x&lt;y' from='c&d'/>", 'not-well-formed'],
+    ["<message to='a@b' id='1' from='c<d'/>", 'not-well-formed'],
+    ["<message><body>fine &amp; dandy</body><body>then &bogus;</body></message>", 'restricted-xml'],
+    ["<message><body><![CDATA[x]]></body><body>a]]>b</body></message>", 'not-well-formed'],
+    ["<message to='a&amp;b' to='c'/>", 'not-well-formed'],
+    ["<message><x a='1' b='2' a='3'/></message>", 'not-well-formed'],
+  ] as const) {
+    t.equal(violation(clean + clean + bad).condition, condition, bad);
+  }
+  // and where it is not, nothing is: references decoded, CDATA ends and '>' in values are fine
+  const ok = tokenize(HEADER + clean + "<message id='a&amp;b' to='x>y'><body>c &lt; d ]] &gt;</body><body><![CDATA[<e>]]></body></message>" + clean, 5);
+  t.equal(ok.elements.length, 3);
+  t.same(ok.elements[1]!.attrs, { id: 'a&b', to: 'x>y' });
+  t.same(ok.elements[1]!.el.getChildren('body').map((b) => b.getText()), ['c < d ]] >', '<e>']);
 });
 
 t.test('restricted XML (RFC 6120 §11.1) -> restricted-xml', async (t) => {

@@ -1,7 +1,7 @@
 // XMPP over TCP (RFC 6120): the stream is one XML document over a byte stream. Bytes are checked
 // (UTF-8, control characters) and tokenized; what we send is written as one socket write per flush
 // (one syscall, one TLS record where it fits). STARTTLS swaps the socket for a TLS one.
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { FORBIDDEN_CONTROL } from './chars.js';
 import { beginInput, endInput } from './connection.js';
@@ -49,6 +49,8 @@ export class TcpFraming implements Framing {
   private sink!: FramingSink;
   private tokenizer!: Tokenizer;
   private carry: Buffer | null = null;
+  /** the chunk decode() last handed over holds no byte >= 0x80 */
+  private ascii = false;
   private closed = false;
 
   constructor(
@@ -115,7 +117,8 @@ export class TcpFraming implements Framing {
     if (this.closed) return;
     this.bytesIn += chunk.length;
     try {
-      this.tokenizer.write(this.decode(chunk));
+      const bytes = this.decode(chunk);
+      this.tokenizer.write(bytes, this.ascii);
     } catch (err) {
       if (!(err instanceof StreamError)) throw err;
       this.sink.onViolation(err);
@@ -146,7 +149,9 @@ export class TcpFraming implements Framing {
       this.carry = Buffer.from(data.subarray(cut));
       data = data.subarray(0, cut);
     }
-    if (!isUtf8(data)) throw new StreamError('not-well-formed', 'invalid UTF-8');
+    // ASCII (most chunks: isAscii is a vector scan) is valid UTF-8 and needs no decoding downstream
+    this.ascii = isAscii(data);
+    if (!this.ascii && !isUtf8(data)) throw new StreamError('not-well-formed', 'invalid UTF-8');
     const bytes = data.toString('latin1');
     if (FORBIDDEN_CONTROL.test(bytes)) throw new StreamError('not-well-formed', 'control character');
     return bytes;

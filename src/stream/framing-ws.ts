@@ -8,6 +8,7 @@
 // Input is parsed with the same tokenizer as TCP, in its framed mode, so every restricted-XML rule
 // and limit is the same; a message must hold exactly one element (whitespace around it allowed),
 // and is handed on only once the whole message passed.
+import { isAscii } from 'node:buffer';
 import type { WebSocket, RawData } from 'ws';
 import { beginInput, endInput } from './connection.js';
 import { FORBIDDEN_CONTROL } from './chars.js';
@@ -129,7 +130,7 @@ export class WsFraming implements Framing, TokenizerHandler {
       const bytes = buf.toString('latin1');
       if (FORBIDDEN_CONTROL.test(bytes)) throw new StreamError('not-well-formed', 'control character');
       this.parsed = [];
-      this.tokenizer.write(bytes);
+      this.tokenizer.write(bytes, isAscii(buf));
       if (this.tokenizer.partial) throw new StreamError('bad-format', 'a WebSocket message must hold one complete element');
       if (this.parsed.length > 1) throw new StreamError('bad-format', 'a WebSocket message must hold one element, not several');
       const s = this.parsed[0];

@@ -51,6 +51,8 @@ export interface TokenizerHandler {
 }
 
 const INCOMPLETE = -1;
+const UNKNOWN = -2;
+const HIGH_BYTES = /[\x80-\xff]/g;
 /** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
 const NO_NAMES: string[] = [];
 Object.freeze(NO_NAMES);
@@ -59,6 +61,92 @@ const STREAM_ONLY: readonly string[] = Object.freeze(['stream']);
 /** between top-level elements: nothing kept of the last one (each stanza gets its own object) */
 const NO_ATTRS: Attrs = Object.freeze({}) as Attrs;
 const WS_ONLY = /^[ \t\r\n]*$/;
+/**
+ * Attribute names of the tag being read, for the duplicate check: one array for every tokenizer (a
+ * tag is read in one synchronous call) and a count, instead of an array per tag. Not emptied by
+ * setting its length: that is a runtime call in V8, and cost more than the rest of a short tag.
+ */
+const SEEN: string[] = [];
+let seenCount = 0;
+
+function seenBefore(name: string): boolean {
+  for (let k = 0; k < seenCount; k++) if (SEEN[k] === name) return true;
+  if (seenCount === SEEN.length) SEEN.push(name);
+  else SEEN[seenCount] = name;
+  seenCount++;
+  return false;
+}
+
+/** Forget the tag's names (they are slices of the input: keeping them would keep the chunk). */
+function forgetSeen(): void {
+  for (let k = 0; k < seenCount; k++) SEEN[k] = '';
+  seenCount = 0;
+}
+
+/**
+ * The attribute names nearly every stanza carries, recognised by position and used as constants: a
+ * key sliced from the input would be copied, then hashed and looked up in V8's string table on every
+ * store (about 70 ns per attribute); their duplicates are found with a bit each.
+ */
+const COMMON_ATTRS = ['to', 'from', 'id', 'type', 'xmlns', 'xml:lang'] as const;
+const XMLNS = 4;
+
+/** Index in COMMON_ATTRS of the name buf[from, to), or -1. */
+function commonAttr(buf: string, from: number, to: number): number {
+  switch (to - from) {
+    case 2: {
+      const a = buf.charCodeAt(from);
+      const b = buf.charCodeAt(from + 1);
+      if (a === 0x74 && b === 0x6f) return 0; // to
+      if (a === 0x69 && b === 0x64) return 2; // id
+      return -1;
+    }
+    case 4:
+      if (at(buf, from, 'from')) return 1;
+      if (at(buf, from, 'type')) return 3;
+      return -1;
+    case 5:
+      return at(buf, from, 'xmlns') ? XMLNS : -1;
+    case 8:
+      return at(buf, from, 'xml:lang') ? 5 : -1;
+    default:
+      return -1;
+  }
+}
+
+/** message, presence or iq at buf[from, to), as a constant (compared by identity downstream). */
+function stanzaName(buf: string, from: number, to: number): string | undefined {
+  switch (to - from) {
+    case 2: return buf.charCodeAt(from) === 0x69 && buf.charCodeAt(from + 1) === 0x71 ? 'iq' : undefined;
+    case 7: return at(buf, from, 'message') ? 'message' : undefined;
+    case 8: return at(buf, from, 'presence') ? 'presence' : undefined;
+    default: return undefined;
+  }
+}
+
+/**
+ * `s` is at buf[from] (no slice made to compare). A loop, not startsWith: the names compared are a
+ * few characters long, and the builtin's call cost more than the comparison.
+ */
+function at(buf: string, from: number, s: string): boolean {
+  for (let k = 0; k < s.length; k++) if (buf.charCodeAt(from + k) !== s.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Where the first `needle` at or after `from` is, given where one was found before (`at`). */
+function nextAt(buf: string, needle: string, at: number, from: number): number {
+  return at === UNKNOWN || (at !== -1 && at < from) ? buf.indexOf(needle, from) : at;
+}
+
+/** A position nextAt found lies before `to`. */
+function within(at: number, to: number): boolean {
+  return at !== -1 && at < to;
+}
+
+/** buf[from, to) is exactly `name`. */
+function sameName(buf: string, from: number, to: number, name: string): boolean {
+  return to - from === name.length && at(buf, from, name);
+}
 
 function nwf(text: string): StreamError {
   return new StreamError('not-well-formed', text);
@@ -83,6 +171,24 @@ export class Tokenizer {
   private streamPrefixes: readonly string[] = NO_NAMES;
   /** nothing but whitespace (and an XML declaration) seen since the last reset */
   private pristine = true;
+  /** the buffered bytes are all ASCII (the caller said so of each chunk in it) */
+  private ascii = false;
+  /**
+   * Where the next '&' / ']]>' / '<' of the buffer is, at or after the last place asked (-1: none
+   * left; UNKNOWN: not looked for in this buffer). They are asked in the order of the input (text
+   * nodes and attribute values as they come), so each is searched for once per occurrence instead
+   * of once per text node or attribute value (most stanzas hold no reference at all). Reset whenever
+   * the buffer is replaced (forget()).
+   */
+  private ampAt = UNKNOWN;
+  private cdEndAt = UNKNOWN;
+  private ltAt = UNKNOWN;
+  /**
+   * The same for a byte >= 0x80 (a slice before it is already the text it encodes), searched from
+   * highFrom: names are decoded after their tag's attributes, so this one is asked out of order.
+   */
+  private highAt = UNKNOWN;
+  private highFrom = 0;
   private epoch = 0;
   private closed = false;
 
@@ -98,10 +204,21 @@ export class Tokenizer {
     if (framed) this.level = 1;
   }
 
-  /** Feed bytes (latin1-held). Throws StreamError on a violation; the tokenizer is then closed. */
-  write(chunk: string): void {
+  /**
+   * Feed bytes (latin1-held). Throws StreamError on a violation; the tokenizer is then closed.
+   * `ascii`: the caller knows the chunk holds no byte >= 0x80 (framings ask Buffer's isAscii, which
+   * they need for the UTF-8 check anyway), so names and values need no UTF-8 decoding.
+   */
+  write(chunk: string, ascii = false): void {
     if (this.closed) return;
-    this.buf = this.buf.length === 0 ? chunk : this.buf + chunk; // compact() leaves only what is unfinished
+    if (this.buf.length === 0) {
+      this.buf = chunk;
+      this.ascii = ascii;
+    } else {
+      this.buf += chunk; // compact() leaves only what is unfinished
+      this.ascii &&= ascii;
+    }
+    this.forget();
     try {
       this.scan();
     } catch (err) {
@@ -121,6 +238,7 @@ export class Tokenizer {
     if (!keep) {
       this.buf = '';
       this.pos = 0;
+      this.forget();
     }
     this.level = this.framed ? 1 : 0;
     this.depth = 0;
@@ -144,6 +262,40 @@ export class Tokenizer {
     this.closed = true;
     this.buf = '';
     this.pos = 0;
+  }
+
+  /** The buffer was replaced: what was found in the last one says nothing about it. */
+  private forget(): void {
+    this.ampAt = this.cdEndAt = this.ltAt = UNKNOWN;
+    this.highAt = this.ascii ? -1 : UNKNOWN;
+    this.highFrom = 0;
+  }
+
+  /** Whether buf[from, to) holds an '&'. */
+  private hasAmp(buf: string, from: number, to: number): boolean {
+    return within((this.ampAt = nextAt(buf, '&', this.ampAt, from)), to);
+  }
+
+  /** Whether buf[from, to) holds a '<'. */
+  private hasLt(buf: string, from: number, to: number): boolean {
+    return within((this.ltAt = nextAt(buf, '<', this.ltAt, from)), to);
+  }
+
+  /** Whether ']]>' starts in buf[from, to). */
+  private hasCdataEnd(buf: string, from: number, to: number): boolean {
+    return within((this.cdEndAt = nextAt(buf, ']]>', this.cdEndAt, from)), to);
+  }
+
+  /** The text buf[from, to) encodes (UTF-8 decoded only where it holds a byte >= 0x80). */
+  private text(buf: string, from: number, to: number): string {
+    let at = this.highAt;
+    if (at === UNKNOWN || (at !== -1 && at < from) || from < this.highFrom) {
+      HIGH_BYTES.lastIndex = from;
+      this.highAt = at = HIGH_BYTES.exec(buf)?.index ?? -1;
+      this.highFrom = from;
+    }
+    const bytes = buf.slice(from, to);
+    return at !== -1 && at < to ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
   }
 
   private scan(): void {
@@ -201,6 +353,7 @@ export class Tokenizer {
     const keep = this.start >= 0 ? this.start : this.pos;
     if (keep === 0) return;
     this.buf = keep >= this.buf.length ? '' : this.buf.slice(keep);
+    this.forget();
     this.pos -= keep;
     if (this.start >= 0) this.start -= keep;
   }
@@ -218,9 +371,8 @@ export class Tokenizer {
 
   /** Character data inside an element: references and ']]>' checked. */
   private innerText(buf: string, from: number, to: number): void {
-    const text = buf.slice(from, to);
-    if (text.indexOf('&') !== -1) this.checkReferences(text);
-    if (text.indexOf(']]>') !== -1) throw nwf("']]>' in character data");
+    if (this.hasAmp(buf, from, to)) this.checkReferences(buf.slice(from, to));
+    if (this.hasCdataEnd(buf, from, to)) throw nwf("']]>' in character data");
   }
 
   private checkReferences(text: string): void {
@@ -272,17 +424,17 @@ export class Tokenizer {
     if (gt === -1) return INCOMPLETE;
     let nameEnd = gt;
     while (nameEnd > lt + 2 && isWhitespace(buf.charCodeAt(nameEnd - 1))) nameEnd--;
-    const name = buf.slice(lt + 2, nameEnd);
     if (this.depth === 0) {
-      if (this.level === 1 && !this.framed && name === this.streamName) {
+      if (this.level === 1 && !this.framed && sameName(buf, lt + 2, nameEnd, this.streamName)) {
         this.level = 0;
         this.closed = true;
         this.handler.onStreamEnd();
         return gt + 1;
       }
-      throw nwf(`unexpected end tag </${name}>`);
+      throw nwf(`unexpected end tag </${buf.slice(lt + 2, nameEnd)}>`);
     }
-    if (name !== this.names[this.depth - 1]) throw nwf(`end tag </${name}> does not match <${this.names[this.depth - 1]}>`);
+    const open = this.names[this.depth - 1]!;
+    if (!sameName(buf, lt + 2, nameEnd, open)) throw nwf(`end tag </${buf.slice(lt + 2, nameEnd)}> does not match <${open}>`);
     this.names.pop();
     if (this.scopes !== undefined && this.scopes[this.scopes.length - 1]!.depth === this.depth) {
       this.scopes.pop();
@@ -314,17 +466,23 @@ export class Tokenizer {
     const len = buf.length;
     let i = lt + 1;
     if (!isNameStart(buf.charCodeAt(i))) throw nwf('bad element name');
-    while (i < len && isNameChar(buf.charCodeAt(i))) i++;
+    let colon = -1; // the name's first ':' (its prefix ends there)
+    for (; i < len; i++) {
+      const c = buf.charCodeAt(i);
+      if (!isNameChar(c)) break;
+      if (c === COLON && colon === -1) colon = i;
+    }
     if (i >= len) return INCOMPLETE;
-    const name = buf.slice(lt + 1, i);
+    const nameEnd = i;
     const top = this.depth === 0; // a stream header or a top-level element: attributes are kept
     const wantChildNs = this.depth === 1 && this.childName === undefined;
     const attrs: Attrs | undefined = top ? {} : undefined;
-    let seen: string[] | undefined; // attribute names, for the duplicate check
     let declared: string[] | undefined; // prefixes this tag declares
     let prefixed: string[] | undefined; // prefixed attribute names
     let childNs: string | undefined;
     let selfClosing = false;
+    let common = 0; // the common attribute names this tag has (bits), for the duplicate check
+    if (seenCount !== 0) forgetSeen(); // a tag left unfinished (or rejected) may have left names in it
     for (;;) {
       if (i >= len) return INCOMPLETE;
       let c = buf.charCodeAt(i);
@@ -339,19 +497,24 @@ export class Tokenizer {
         i += 2;
         break;
       }
-      if (!isWhitespace(c)) throw nwf(`bad character in tag <${bytesToText(name)}>`);
+      if (!isWhitespace(c)) throw nwf(`bad character in tag <${bytesToText(buf.slice(lt + 1, nameEnd))}>`);
       while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
       if (i >= len) return INCOMPLETE;
       c = buf.charCodeAt(i);
       if (c === GT || c === SLASH) continue;
-      // attribute
+      // attribute: its name and value are found by position, and sliced only where they are kept
       const nameStart = i;
       if (!isNameStart(c)) throw nwf('bad attribute name');
-      while (i < len && isNameChar(buf.charCodeAt(i))) i++;
-      const attrName = buf.slice(nameStart, i);
+      let attrColon = -1;
+      for (; i < len; i++) {
+        const d = buf.charCodeAt(i);
+        if (!isNameChar(d)) break;
+        if (d === COLON && attrColon === -1) attrColon = i;
+      }
+      const attrEnd = i;
       while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
       if (i >= len) return INCOMPLETE;
-      if (buf.charCodeAt(i) !== EQ) throw nwf(`attribute '${bytesToText(attrName)}' without a value`);
+      if (buf.charCodeAt(i) !== EQ) throw nwf(`attribute '${bytesToText(buf.slice(nameStart, attrEnd))}' without a value`);
       i++;
       while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
       if (i >= len) return INCOMPLETE;
@@ -359,39 +522,56 @@ export class Tokenizer {
       if (q !== DQUOTE && q !== SQUOTE) throw nwf('unquoted attribute value');
       const close = buf.indexOf(q === DQUOTE ? '"' : "'", i + 1);
       if (close === -1) return INCOMPLETE;
-      const value = buf.slice(i + 1, close);
+      const valueStart = i + 1;
       i = close + 1;
-      if (value.indexOf('<') !== -1) throw nwf("'<' in an attribute value");
-      if (value.indexOf('&') !== -1) this.checkReferences(value);
-      if (seen === undefined) seen = [attrName];
-      else if (seen.includes(attrName)) throw nwf(`duplicate attribute '${bytesToText(attrName)}'`);
-      else seen.push(attrName);
-      if (attrName.charCodeAt(5) === COLON && attrName.startsWith('xmlns:')) {
-        if (value.length === 0) throw nwf('empty namespace for a prefix');
-        (declared ??= []).push(attrName.slice(6));
-      } else if (attrName.indexOf(':') !== -1) {
-        (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
+      if (this.hasLt(buf, valueStart, close)) throw nwf("'<' in an attribute value");
+      const refs = this.hasAmp(buf, valueStart, close);
+      if (refs) this.checkReferences(buf.slice(valueStart, close));
+      const known = commonAttr(buf, nameStart, attrEnd);
+      let attrName: string;
+      if (known !== -1) {
+        attrName = COMMON_ATTRS[known]!;
+        if ((common & (1 << known)) !== 0) throw nwf(`duplicate attribute '${attrName}'`);
+        common |= 1 << known;
+      } else {
+        attrName = buf.slice(nameStart, attrEnd);
+        if (seenBefore(attrName)) throw nwf(`duplicate attribute '${bytesToText(attrName)}'`);
+        if (attrColon === nameStart + 5 && at(buf, nameStart, 'xmlns')) {
+          if (close === valueStart) throw nwf('empty namespace for a prefix');
+          (declared ??= []).push(buf.slice(attrColon + 1, attrEnd));
+        } else if (attrColon !== -1) {
+          (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
+        }
+        if (attrs !== undefined) attrName = this.text(buf, nameStart, attrEnd);
       }
-      if (attrs !== undefined) attrs[bytesToText(attrName)] = unescapeXml(bytesToText(value));
-      else if (wantChildNs && attrName === 'xmlns') childNs = unescapeXml(bytesToText(value));
+      if (attrs !== undefined) {
+        const value = this.text(buf, valueStart, close);
+        attrs[attrName] = refs ? unescapeXml(value) : value;
+      } else if (wantChildNs && known === XMLNS) {
+        const value = this.text(buf, valueStart, close);
+        childNs = refs ? unescapeXml(value) : value;
+      }
     }
-    if (name.indexOf(':') !== -1) this.checkPrefix(name, declared, false);
+    if (seenCount !== 0) forgetSeen();
+    if (colon !== -1) this.checkPrefix(buf.slice(lt + 1, nameEnd), declared, false);
     if (prefixed !== undefined) for (const a of prefixed) this.checkPrefix(a, declared, true);
 
     if (this.level === 0) {
-      this.streamHeader(name, attrs!, declared, selfClosing);
+      this.streamHeader(buf.slice(lt + 1, nameEnd), attrs!, declared, selfClosing);
       return i;
     }
     this.pristine = false;
+    // the name as the end tag will be matched against it: the stanza names as constants
+    const stanza = top ? stanzaName(buf, lt + 1, nameEnd) : undefined;
+    const name = stanza ?? (selfClosing && !top ? '' : buf.slice(lt + 1, nameEnd));
     if (top) {
       this.start = lt;
-      this.topName = bytesToText(name);
+      this.topName = stanza ?? this.text(buf, lt + 1, nameEnd);
       this.topAttrs = attrs!;
       this.childName = undefined;
       this.childNs = undefined;
     } else if (wantChildNs) {
-      const colon = name.indexOf(':');
-      this.childName = bytesToText(colon === -1 ? name : name.slice(colon + 1));
+      this.childName = this.text(buf, colon === -1 ? lt + 1 : colon + 1, nameEnd);
       this.childNs = childNs;
     }
     if (this.depth >= this.limits.maxDepth) {
