@@ -251,6 +251,19 @@ t.test("listing 20 -> the recipient's message; the sender's own copy is not an i
   t.equal(juliet.rec.requests.filter((iq) => iq.getChild('pubsub', PS)?.getChild('unsubscribe') !== undefined).length, 1, 'once');
 });
 
+t.test("a message to the user's own JIDs is not mapped (the backend routes it), whatever their case", async (t) => {
+  const s = await session('juliet@capulet.lit/balcony');
+  await online(s);
+  const before = s.rec.requests.length;
+  for (const to of ['juliet@capulet.lit', 'juliet@capulet.lit/balcony', 'Juliet@Capulet.LIT/other', 'JULIET@CAPULET.LIT']) {
+    t.notOk(await offer(s.rules, s.rec, xml('message', { to, type: 'chat' }, xml('body', {}, 'to myself')), 'client'), `${to}: passed on`);
+  }
+  t.equal(s.rec.requests.length, before, 'no request for any of them');
+  for (const to of ['juliet@capulet.lit.example', 'juliet@capulet.litx/balcony', 'juliett@capulet.lit', 'romeo@montague.lit']) {
+    t.ok(await offer(s.rules, s.rec, xml('message', { to, type: 'chat' }, xml('body', {}, 'to another')), 'client'), `${to}: mapped`);
+  }
+});
+
 t.test('a chat item whose sender does not match its node is dropped', async (t) => {
   const forged = parseElement(listing(20)[0]!.toString().replace(/juliet@capulet\.lit\/balcony/g, 'nurse@capulet.lit/chamber'));
   const romeo = await session('romeo@montague.lit/mobile');

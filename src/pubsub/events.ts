@@ -46,6 +46,12 @@ export function parseItemsEvent(message: Element): PubsubEvent | undefined {
 }
 
 const parsed = new WeakMap<Stanza, PubsubEvent | null>();
+/**
+ * The last message found to be no notification: the rules of a lane ask one after the other about
+ * the same stanza (five of them, for every chat message the backend routes), so one look at its bytes
+ * does for all. One stanza held per process.
+ */
+let lastPlain: Stanza | undefined;
 
 /**
  * The items/retract notification a stanza from the backend carries, if any. Parsed once per stanza
@@ -53,7 +59,11 @@ const parsed = new WeakMap<Stanza, PubsubEvent | null>();
  * messages are not pubsub events and need no tree.
  */
 export function eventOf(s: Stanza): PubsubEvent | undefined {
-  if (s.name !== 'message' || !s.raw.includes(NS_PUBSUB_EVENT)) return undefined;
+  if (s.name !== 'message' || s === lastPlain) return undefined;
+  if (!s.raw.includes(NS_PUBSUB_EVENT)) {
+    lastPlain = s;
+    return undefined;
+  }
   let ev = parsed.get(s);
   if (ev === undefined) {
     ev = parseItemsEvent(s.el) ?? null;

@@ -363,10 +363,20 @@ function sentCarbon(s: Stanza, ctx: RuleContext): boolean {
   return true;
 }
 
-/** Is `jid` the user's own bare JID or one of its full JIDs? (`bare` is lower-case) */
+/**
+ * Is `jid` the user's own bare JID or one of its full JIDs? (`bare` is lower-case) Compared in place,
+ * ASCII case folded, with no string made: every message a client sends passes here.
+ */
 function isOwn(jid: string, bare: string): boolean {
-  if (jid.length < bare.length || (jid.length > bare.length && jid[bare.length] !== '/')) return false;
-  return jid.slice(0, bare.length).toLowerCase() === bare;
+  const n = bare.length;
+  if (jid.length < n || (jid.length > n && jid.charCodeAt(n) !== 0x2f /* / */)) return false;
+  for (let k = 0; k < n; k++) {
+    let c = jid.charCodeAt(k);
+    if (c >= 0x80) return jid.slice(0, n).toLowerCase() === bare; // beyond ASCII: as toLowerCase folds it
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== bare.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
 export function chatRule(opts: ChatOptions = {}): Rule {
