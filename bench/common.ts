@@ -22,6 +22,30 @@ export const RESULTS = join(ROOT, 'bench', 'results');
 
 export const QUICK = process.env.BENCH_QUICK === '1';
 
+/**
+ * A clock of the CPU time the hypervisor took from this VM (`steal` in /proc/stat, all CPUs), so a
+ * phase can say how much of its figures is the host's load, not the code's: `stolen()` is the
+ * share of all CPU time since the meter was made (0 where /proc/stat is missing).
+ */
+export function stealMeter(): { stolen(): number } {
+  const read = (): number[] | undefined => {
+    try {
+      return readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    } catch {
+      return undefined;
+    }
+  };
+  const start = read();
+  return {
+    stolen() {
+      const now = read();
+      if (!start || !now) return 0;
+      const total = now.reduce((a, v, k) => a + v - start[k]!, 0);
+      return total > 0 ? (now[7]! - start[7]!) / total : 0;
+    },
+  };
+}
+
 export function envNumber(name: string, dflt: number, min: 0 | 'positive' = 'positive'): number {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;

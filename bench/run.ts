@@ -115,6 +115,10 @@ function pairRows(leg: string, p: BoxResult | undefined, r: BoxResult | undefine
     });
     latencyRow('added round trip p50 over direct, in turns', paired.latency.proxyAddedP50us, paired.latency.rawAddedP50us, true);
   }
+  // what the host took while each was measured: a ratio from phases with unequal steal is the host's
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  out.push({ figure: `(e) CPU time taken by the hypervisor (steal) during the box's phases, ${leg}`, proxy: pct(p.steal), raw: pct(r.steal), ratio: '', target: '', result: '' });
+  if (paired) out.push({ figure: `(e) steal during the rounds in turns, ${leg}`, proxy: pct(paired.steal), raw: pct(paired.steal), ratio: '', target: '', result: '' });
   return out;
 }
 

@@ -30,11 +30,13 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { CERTS, freePort, waitForPort } from '../test/harness/common.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
-import { QUICK, ROOT, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, type Stats } from './common.js';
+import { QUICK, ROOT, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
 import { PingPong, loadRound, summarize, type Latency } from './ejabberd.js';
 
 const DOMAIN = 'capulet.lit';
 const PASSWORD = 'secret';
+/** above this share of CPU time taken by the hypervisor, a box's figures say more about the host than the code */
+export const STEAL_WARN = 0.02;
 /** USER_HZ: /proc's unit of CPU time */
 const TICK = 100;
 
@@ -65,6 +67,8 @@ export interface BoxResult {
   idle: Array<{ sessions: number; rssPerSessionKiB: number }>;
   relay: { stanzasPerCpuSecond: number; relayed: number };
   latency: { box: Latency; direct: Latency; addedP50us: number; addedP99us: number };
+  /** share of the VM's CPU time the hypervisor took while this box was measured (/proc/stat steal) */
+  steal: number;
 }
 
 /**
@@ -79,6 +83,8 @@ export interface PairedResult {
   relayRatio: number;
   /** p50 over direct of blocks of round trips taken in turns through raw, proxy and directly */
   latency: { rawAddedP50us: number; proxyAddedP50us: number; directP50us: number };
+  /** share of the VM's CPU time taken by the hypervisor during the rounds */
+  steal: number;
 }
 
 export interface UsersResult {
@@ -327,6 +333,7 @@ async function latencyPhase(box: Box, directPort: number, user: string, total: n
 /** The paired phase (PairedResult): both boxes running, each measured in turns with the same load. */
 async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { raw: string[]; proxy: string[] }, rounds: number, seconds: number, samples: number, log: (s: string) => void): Promise<PairedResult> {
   const measured: PairedResult['rounds'] = [];
+  const steal = stealMeter();
   for (let n = 0; n < rounds; n++) {
     const run = (box: Box, u: string[]) => loadRound(box, box.ports, u.slice(0, 4), 4, 64, seconds, `paired-${box.name}-${n}`).then((r) => r.stanzasPerCpuSecond);
     // ABBA: a drift of the machine over the phase weighs on both
@@ -357,7 +364,9 @@ async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { ra
     const [rawLat, proxyLat, direct] = got.map((g) => summarize(g));
     const latency = { rawAddedP50us: rawLat!.p50us - direct!.p50us, proxyAddedP50us: proxyLat!.p50us - direct!.p50us, directP50us: direct!.p50us };
     log(`  paired latency: added p50 raw ${latency.rawAddedP50us.toFixed(0)} µs, proxy-off ${latency.proxyAddedP50us.toFixed(0)} µs (direct ${latency.directP50us.toFixed(0)} µs)`);
-    return { rounds: measured, relayRatio: median, latency };
+    const stolen = steal.stolen();
+    log(`  paired steal: ${(stolen * 100).toFixed(1)}%${stolen > STEAL_WARN ? ' (figures unreliable)' : ''}`);
+    return { rounds: measured, relayRatio: median, latency, steal: stolen };
   } finally {
     for (const p of paths) p.sock.destroy();
   }
@@ -420,6 +429,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await quiet([beam]);
       }
       const box = await start(name);
+      const steal = stealMeter();
       try {
         const users = loginUsers(name);
         if (warmup > 0) {
@@ -441,7 +451,9 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         log(`  ${name.padEnd(12)} relay: ${(relay.stanzasPerCpuSecond / 1e3).toFixed(1)} k stanzas/CPU-s (${relay.relayed} relayed, ${relay.cpuSeconds.toFixed(2)} CPU-s)`);
         const lat = await latencyPhase(box, backend.plainPort!, users[4] ?? users[0]!, latencySamples);
         log(`  ${name.padEnd(12)} latency: p50 ${lat.box.p50us.toFixed(0)} µs (direct ${lat.direct.p50us.toFixed(0)}, added ${lat.addedP50us.toFixed(0)}), p99 ${lat.box.p99us.toFixed(0)} µs (direct ${lat.direct.p99us.toFixed(0)})`);
-        boxes[name] = { first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat };
+        const stolen = steal.stolen();
+        log(`  ${name.padEnd(12)} steal: ${(stolen * 100).toFixed(1)}% of the VM's CPU time went to the hypervisor during these phases${stolen > STEAL_WARN ? ' (figures unreliable)' : ''}`);
+        boxes[name] = { first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat, steal: stolen };
       } finally {
         await box.stop();
       }
