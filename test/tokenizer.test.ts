@@ -151,6 +151,24 @@ t.test('malformed XML -> not-well-formed', async (t) => {
   t.equal(violation('hello').condition, 'bad-format', 'text between stanzas');
 });
 
+t.test('duplicate attributes are found among many (past the first 16, a set does the check)', async (t) => {
+  const attrs = (n: number) => Array.from({ length: n }, (_, i) => ` a${i}='${i}'`).join('');
+  const limits = { maxSize: 1 << 20, maxDepth: 16 };
+  const many = tokenize(HEADER + `<message${attrs(2000)}><x${attrs(2000)}/></message>`, Infinity, limits);
+  t.equal(Object.keys(many.elements[0]!.attrs).length, 2000, 'distinct attributes: all kept');
+  t.equal(violation(`<message${attrs(40)} a3='again'/>`, limits).condition, 'not-well-formed', 'a duplicate of an early one, found late');
+  t.equal(violation(`<message><x${attrs(40)} a39='again'/></message>`, limits).condition, 'not-well-formed', 'a duplicate of a late one, inside');
+  t.equal(violation(`<message${attrs(16)} a15='again'/>`, limits).condition, 'not-well-formed', 'at the switch');
+  // many prefixes declared (a set past the first 16): each still found, and only where in scope
+  const decl = Array.from({ length: 40 }, (_, i) => ` xmlns:p${i}='urn:p${i}'`).join('');
+  const uses = Array.from({ length: 40 }, (_, i) => ` p${i}:a='1'`).join('');
+  t.equal(tokenize(HEADER + `<message${decl}${uses}><p39:x p0:b='2'/></message>`, Infinity, limits).elements.length, 1, 'forty prefixes, all in scope');
+  t.equal(violation(`<message><x${decl}/><p39:y/></message>`, limits).condition, 'bad-namespace-prefix', 'out of scope after its element');
+  t.equal(violation(`<message${decl} p40:a='1'/>`, limits).condition, 'bad-namespace-prefix', 'one not among them');
+  // the next tag starts afresh: names of the last one are not duplicates of its own
+  t.equal(tokenize(HEADER + `<message${attrs(40)}/><message${attrs(40)}/>`, 7, limits).elements.length, 2);
+});
+
 t.test('limits -> policy-violation, before the element is complete', async (t) => {
   const deep = '<a>'.repeat(5000);
   const err = violation(deep, { maxSize: 1 << 20, maxDepth: 64 });

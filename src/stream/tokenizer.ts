@@ -65,22 +65,34 @@ const WS_ONLY = /^[ \t\r\n]*$/;
  * Attribute names of the tag being read, for the duplicate check: one array for every tokenizer (a
  * tag is read in one synchronous call) and a count, instead of an array per tag. Not emptied by
  * setting its length: that is a runtime call in V8, and cost more than the rest of a short tag.
+ * Past SEEN_LINEAR names a Set takes over: a linear check is quadratic, and a tag of 256 KiB holds
+ * 29,000 attributes (seconds of CPU per stanza, a peer's cheap way to stall the proxy).
  */
 const SEEN: string[] = [];
+const SEEN_LINEAR = 16;
 let seenCount = 0;
+let seenSet: Set<string> | undefined;
 
 function seenBefore(name: string): boolean {
-  for (let k = 0; k < seenCount; k++) if (SEEN[k] === name) return true;
-  if (seenCount === SEEN.length) SEEN.push(name);
-  else SEEN[seenCount] = name;
+  if (seenCount < SEEN_LINEAR) {
+    for (let k = 0; k < seenCount; k++) if (SEEN[k] === name) return true;
+    if (seenCount === SEEN.length) SEEN.push(name);
+    else SEEN[seenCount] = name;
+    seenCount++;
+    return false;
+  }
+  seenSet ??= new Set(SEEN);
+  if (seenSet.has(name)) return true;
+  seenSet.add(name);
   seenCount++;
   return false;
 }
 
 /** Forget the tag's names (they are slices of the input: keeping them would keep the chunk). */
 function forgetSeen(): void {
-  for (let k = 0; k < seenCount; k++) SEEN[k] = '';
+  for (let k = 0; k < seenCount && k < SEEN_LINEAR; k++) SEEN[k] = '';
   seenCount = 0;
+  seenSet = undefined;
 }
 
 /**
@@ -143,6 +155,20 @@ function within(at: number, to: number): boolean {
   return at !== -1 && at < to;
 }
 
+/**
+ * Namespace prefixes in scope: an array, or a Set where a tag declares more than a few (a linear
+ * look-up per prefixed name would make a stanza of thousands of them cost seconds).
+ */
+type Prefixes = readonly string[] | ReadonlySet<string>;
+
+function lookup(prefixes: readonly string[]): Prefixes {
+  return prefixes.length > SEEN_LINEAR ? new Set(prefixes) : prefixes;
+}
+
+function declares(prefixes: Prefixes, prefix: string): boolean {
+  return Array.isArray(prefixes) ? prefixes.includes(prefix) : (prefixes as ReadonlySet<string>).has(prefix);
+}
+
 /** buf[from, to) is exactly `name`. */
 function sameName(buf: string, from: number, to: number, name: string): boolean {
   return to - from === name.length && at(buf, from, name);
@@ -162,13 +188,13 @@ export class Tokenizer {
   private start = -1;
   private names: string[] = NO_NAMES;
   /** namespace prefixes declared by open elements, with the depth of the element declaring them */
-  private scopes: Array<{ depth: number; prefixes: string[] }> | undefined;
+  private scopes: Array<{ depth: number; prefixes: Prefixes }> | undefined;
   private topName = '';
   private topAttrs: Attrs = NO_ATTRS;
   private childName: string | undefined;
   private childNs: string | undefined;
   private streamName = '';
-  private streamPrefixes: readonly string[] = NO_NAMES;
+  private streamPrefixes: Prefixes = NO_NAMES;
   /** nothing but whitespace (and an XML declaration) seen since the last reset */
   private pristine = true;
   /** the buffered bytes are all ASCII (the caller said so of each chunk in it) */
@@ -477,7 +503,7 @@ export class Tokenizer {
     const top = this.depth === 0; // a stream header or a top-level element: attributes are kept
     const wantChildNs = this.depth === 1 && this.childName === undefined;
     const attrs: Attrs | undefined = top ? {} : undefined;
-    let declared: string[] | undefined; // prefixes this tag declares
+    let declaring: string[] | undefined; // prefixes this tag declares
     let prefixed: string[] | undefined; // prefixed attribute names
     let childNs: string | undefined;
     let selfClosing = false;
@@ -538,7 +564,7 @@ export class Tokenizer {
         if (seenBefore(attrName)) throw nwf(`duplicate attribute '${bytesToText(attrName)}'`);
         if (attrColon === nameStart + 5 && at(buf, nameStart, 'xmlns')) {
           if (close === valueStart) throw nwf('empty namespace for a prefix');
-          (declared ??= []).push(buf.slice(attrColon + 1, attrEnd));
+          (declaring ??= []).push(buf.slice(attrColon + 1, attrEnd));
         } else if (attrColon !== -1) {
           (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
         }
@@ -553,6 +579,7 @@ export class Tokenizer {
       }
     }
     if (seenCount !== 0) forgetSeen();
+    const declared = declaring === undefined ? undefined : lookup(declaring);
     if (colon !== -1) this.checkPrefix(buf.slice(lt + 1, nameEnd), declared, false);
     if (prefixed !== undefined) for (const a of prefixed) this.checkPrefix(a, declared, true);
 
@@ -589,20 +616,20 @@ export class Tokenizer {
   }
 
   /** A prefixed name must use a prefix declared on this tag, an open ancestor or the stream header. */
-  private checkPrefix(qname: string, declared: string[] | undefined, attribute: boolean): void {
+  private checkPrefix(qname: string, declared: Prefixes | undefined, attribute: boolean): void {
     const colon = qname.indexOf(':');
     const prefix = qname.slice(0, colon);
     if (colon === 0 || colon === qname.length - 1 || qname.indexOf(':', colon + 1) !== -1) {
       throw nwf(`bad qualified name '${bytesToText(qname)}'`);
     }
     if (prefix === 'xml' || (attribute && prefix === 'xmlns')) return;
-    if (declared?.includes(prefix)) return;
-    if (this.scopes !== undefined) for (let d = this.scopes.length - 1; d >= 0; d--) if (this.scopes[d]!.prefixes.includes(prefix)) return;
-    if (this.streamPrefixes.includes(prefix)) return;
+    if (declared !== undefined && declares(declared, prefix)) return;
+    if (this.scopes !== undefined) for (let d = this.scopes.length - 1; d >= 0; d--) if (declares(this.scopes[d]!.prefixes, prefix)) return;
+    if (declares(this.streamPrefixes, prefix)) return;
     throw new StreamError('bad-namespace-prefix', `undeclared prefix '${bytesToText(prefix)}'`);
   }
 
-  private streamHeader(name: string, attrs: Attrs, declared: string[] | undefined, selfClosing: boolean): void {
+  private streamHeader(name: string, attrs: Attrs, declared: Prefixes | undefined, selfClosing: boolean): void {
     const colon = name.indexOf(':');
     const local = colon === -1 ? name : name.slice(colon + 1);
     const nsAttr = colon === -1 ? 'xmlns' : `xmlns:${name.slice(0, colon)}`;
@@ -614,11 +641,12 @@ export class Tokenizer {
     this.pristine = false;
     // copies: a slice would keep the whole first input chunk alive for the stream's lifetime
     this.streamName = name === 'stream:stream' ? 'stream:stream' : Buffer.from(name, 'latin1').toString('latin1');
+    // own copies: slices would keep the first input chunk alive
     this.streamPrefixes = !declared
       ? NO_NAMES
-      : declared.length === 1 && declared[0] === 'stream'
+      : Array.isArray(declared) && declared.length === 1 && declared[0] === 'stream'
         ? STREAM_ONLY
-        : declared.map((p) => (p === 'stream' ? 'stream' : Buffer.from(p, 'latin1').toString('latin1')));
+        : lookup([...declared].map((p) => (p === 'stream' ? 'stream' : Buffer.from(p, 'latin1').toString('latin1'))));
     this.handler.onStreamStart(name, attrs);
   }
 }
