@@ -103,10 +103,13 @@ t.test('what is looked for once per buffer (references, "<", "]]>") is found whe
     t.equal(violation(clean + clean + bad).condition, condition, bad);
   }
   // and where it is not, nothing is: references decoded, CDATA ends and '>' in values are fine
-  const ok = tokenize(HEADER + clean + "<message id='a&amp;b' to='x>y'><body>c &lt; d ]] &gt;</body><body><![CDATA[<e>]]></body></message>" + clean, 5);
-  t.equal(ok.elements.length, 3);
-  t.same(ok.elements[1]!.attrs, { id: 'a&b', to: 'x>y' });
-  t.same(ok.elements[1]!.el.getChildren('body').map((b) => b.getText()), ['c < d ]] >', '<e>']);
+  for (const chunk of [5, 1]) {
+    // byte by byte, a start tag is read again only once a '>' came: one inside a value does not end it
+    const ok = tokenize(HEADER + clean + "<message id='a&amp;b' to='x>y' from=\"p'>q\"><body>c &lt; d ]] &gt;</body><body><![CDATA[<e>]]></body></message>" + clean, chunk);
+    t.equal(ok.elements.length, 3);
+    t.same(ok.elements[1]!.attrs, { id: 'a&b', to: 'x>y', from: "p'>q" });
+    t.same(ok.elements[1]!.el.getChildren('body').map((b) => b.getText()), ['c < d ]] >', '<e>']);
+  }
 });
 
 t.test('restricted XML (RFC 6120 §11.1) -> restricted-xml', async (t) => {
@@ -178,6 +181,17 @@ t.test('limits -> policy-violation, before the element is complete', async (t) =
   t.equal(big.condition, 'policy-violation', 'an unfinished element over the size limit');
   const bigDone = violation('<message><body>' + 'x'.repeat(5000) + '</body></message>', { maxSize: 4096, maxDepth: 16 });
   t.equal(bigDone.condition, 'policy-violation', 'a finished element over the size limit');
+  // trickled in byte by byte (chunks that cannot finish it are only appended): the limit still holds
+  const trickled = (body: string) => {
+    try {
+      tokenize(HEADER + body, 1, { maxSize: 4096, maxDepth: 16 });
+    } catch (e) {
+      return (e as StreamError).condition;
+    }
+    return 'none';
+  };
+  t.equal(trickled(`<message to='${'x'.repeat(5000)}'`), 'policy-violation', 'an unfinished start tag over the limit, a byte at a time');
+  t.equal(trickled('<message><body>' + 'x'.repeat(5000)), 'policy-violation', 'unfinished text over the limit, a byte at a time');
   // exactly at the limit is fine
   const el = "<message><body>" + 'x'.repeat(100) + '</body></message>';
   t.equal(tokenize(HEADER + el, 7, { maxSize: el.length, maxDepth: 2 }).elements.length, 1, 'at the limit');

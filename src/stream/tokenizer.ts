@@ -215,6 +215,13 @@ export class Tokenizer {
    */
   private highAt = UNKNOWN;
   private highFrom = 0;
+  /**
+   * What input must hold before scanning can get further: '>' for an unfinished start tag, '<' for
+   * text that runs past the input ('' : anything). A chunk without it is only appended. Without
+   * this, a start tag (or text) trickled in byte by byte was read again from its start, and the
+   * buffer copied whole, for every byte: quadratic, a peer's cheap way to make the proxy spin.
+   */
+  private needs = '';
   private epoch = 0;
   private closed = false;
 
@@ -246,7 +253,8 @@ export class Tokenizer {
     }
     this.forget();
     try {
-      this.scan();
+      if (this.needs !== '' && chunk.indexOf(this.needs) === -1) this.checkPending(); // nothing to scan yet
+      else this.scan();
     } catch (err) {
       this.closed = true;
       this.buf = '';
@@ -272,6 +280,7 @@ export class Tokenizer {
     this.names = NO_NAMES;
     this.scopes = undefined;
     this.pristine = true;
+    this.needs = '';
     this.closed = false;
   }
 
@@ -325,6 +334,7 @@ export class Tokenizer {
   }
 
   private scan(): void {
+    this.needs = '';
     let epoch = this.epoch;
     while (!this.closed) {
       const buf = this.buf;
@@ -338,6 +348,7 @@ export class Tokenizer {
           this.topText(buf, pos, end);
           pos = end;
         } else if (lt === -1) {
+          this.needs = '<';
           break; // text inside an element runs past this chunk: checked once complete
         } else {
           this.innerText(buf, pos, end);
@@ -352,7 +363,13 @@ export class Tokenizer {
       if (c === SLASH) next = this.endTag(buf, pos);
       else if (c === BANG) next = this.markup(buf, pos);
       else if (c === QUESTION) next = this.instruction(buf, pos);
-      else next = this.startTag(buf, pos);
+      else {
+        next = this.startTag(buf, pos);
+        if (next === INCOMPLETE) {
+          this.needs = '>'; // a start tag ends with one
+          break;
+        }
+      }
       if (next === INCOMPLETE) break;
       if (this.epoch !== epoch) {
         // a handler restarted the stream: reset() already placed pos (after the element, or at 0 with
