@@ -30,7 +30,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { CERTS, freePort, waitForPort } from '../test/harness/common.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
-import { QUICK, ROOT, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
+import { QUICK, ROOT, calm, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
 import { PingPong, loadRound, summarize, type Latency } from './ejabberd.js';
 
 const DOMAIN = 'capulet.lit';
@@ -120,6 +120,14 @@ function procStats(...pids: number[]): Stats {
   }
   const mem = { rss, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
   return { cpu, mem, sessions: 0, spaces: {}, ...(io ? { io } : {}) };
+}
+
+/** Before a box is measured: wait out a burst of the hypervisor's steal (up to 2 minutes), and say so. */
+async function settle(name: string, log: (s: string) => void): Promise<void> {
+  const t0 = Date.now();
+  const stolen = await calm(STEAL_WARN);
+  const waited = (Date.now() - t0) / 1000;
+  if (waited > 6) log(`  ${name.padEnd(12)} waited ${waited.toFixed(0)} s for the hypervisor's steal to drop (last 5 s: ${(stolen * 100).toFixed(1)}%)`);
 }
 
 /** Pin every thread of `pid` to `cpu`; false where taskset is missing or refuses. */
@@ -429,6 +437,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await quiet([beam]);
       }
       const box = await start(name);
+      await settle(name, log);
       const steal = stealMeter();
       try {
         const users = loginUsers(name);
@@ -462,6 +471,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
       await quiet([beam]);
       const raw = await start('raw');
       const proxy = await start('proxy-off');
+      await settle('paired', log);
       try {
         paired = await pairedPhase(raw, proxy, backend.plainPort!, { raw: loginUsers('raw'), proxy: loginUsers('proxy-off') }, pairedRounds, relaySeconds, latencySamples, log);
       } finally {
