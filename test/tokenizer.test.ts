@@ -32,6 +32,17 @@ function tokenize(input: string | Buffer, chunk = Infinity, limits = { maxSize: 
   return ev;
 }
 
+/** The condition of the stream error `input` gets in chunks of `chunk` bytes ('none': none). */
+function conditionOf(input: string, chunk = Infinity): string {
+  try {
+    tokenize(input, chunk);
+  } catch (e) {
+    if (e instanceof StreamError) return e.condition;
+    throw e;
+  }
+  return 'none';
+}
+
 /** The stream error `body` gets, the same whatever the chunking and the ASCII flag. */
 function violation(body: string, limits?: { maxSize: number; maxDepth: number }): StreamError {
   const errors: StreamError[] = [];
@@ -182,14 +193,7 @@ t.test('limits -> policy-violation, before the element is complete', async (t) =
   const bigDone = violation('<message><body>' + 'x'.repeat(5000) + '</body></message>', { maxSize: 4096, maxDepth: 16 });
   t.equal(bigDone.condition, 'policy-violation', 'a finished element over the size limit');
   // trickled in byte by byte (chunks that cannot finish it are only appended): the limit still holds
-  const trickled = (body: string) => {
-    try {
-      tokenize(HEADER + body, 1, { maxSize: 4096, maxDepth: 16 });
-    } catch (e) {
-      return (e as StreamError).condition;
-    }
-    return 'none';
-  };
+  const trickled = (body: string) => conditionOf(HEADER + body, 1);
   t.equal(trickled(`<message to='${'x'.repeat(5000)}'`), 'policy-violation', 'an unfinished start tag over the limit, a byte at a time');
   t.equal(trickled('<message><body>' + 'x'.repeat(5000)), 'policy-violation', 'unfinished text over the limit, a byte at a time');
   // exactly at the limit is fine
@@ -199,14 +203,7 @@ t.test('limits -> policy-violation, before the element is complete', async (t) =
 });
 
 t.test('stream header checks', async (t) => {
-  const err = (input: string) => {
-    try {
-      tokenize(input);
-    } catch (e) {
-      return (e as StreamError).condition;
-    }
-    return 'none';
-  };
+  const err = (input: string) => conditionOf(input);
   t.equal(err("<stream xmlns='jabber:client'>"), 'invalid-namespace', 'not in the streams namespace');
   t.equal(err("<message/>"), 'invalid-namespace', 'a stanza before the header');
   t.equal(err('GET / HTTP/1.1\r\n'), 'not-well-formed', 'HTTP request');

@@ -106,13 +106,10 @@ const XMLNS = 4;
 /** Index in COMMON_ATTRS of the name buf[from, to), or -1. */
 function commonAttr(buf: string, from: number, to: number): number {
   switch (to - from) {
-    case 2: {
-      const a = buf.charCodeAt(from);
-      const b = buf.charCodeAt(from + 1);
-      if (a === 0x74 && b === 0x6f) return 0; // to
-      if (a === 0x69 && b === 0x64) return 2; // id
+    case 2:
+      if (at(buf, from, 'to')) return 0;
+      if (at(buf, from, 'id')) return 2;
       return -1;
-    }
     case 4:
       if (at(buf, from, 'from')) return 1;
       if (at(buf, from, 'type')) return 3;
@@ -129,7 +126,7 @@ function commonAttr(buf: string, from: number, to: number): number {
 /** message, presence or iq at buf[from, to), as a constant (compared by identity downstream). */
 function stanzaName(buf: string, from: number, to: number): string | undefined {
   switch (to - from) {
-    case 2: return buf.charCodeAt(from) === 0x69 && buf.charCodeAt(from + 1) === 0x71 ? 'iq' : undefined;
+    case 2: return at(buf, from, 'iq') ? 'iq' : undefined;
     case 7: return at(buf, from, 'message') ? 'message' : undefined;
     case 8: return at(buf, from, 'presence') ? 'presence' : undefined;
     default: return undefined;
