@@ -19,7 +19,7 @@ import sax from 'sax';
 import { XmlStream } from '../src/stream/connection.js';
 import { TcpFraming } from '../src/stream/framing-tcp.js';
 import type { Stanza } from '../src/stream/stanza.js';
-import { Lane, type LaneHost } from '../src/session/pipeline.js';
+import { Lane, laneRoutes, type LaneHost } from '../src/session/pipeline.js';
 import { defaultRules } from '../src/rules/index.js';
 import type { RuleContext } from '../src/rules/types.js';
 import { silentLogger } from '../src/log.js';
@@ -210,7 +210,7 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
     },
     laneBusy: noop,
   };
-  const lane = new Lane(defaultRules().filter((r) => r.fromClient), 'client', ctx, host);
+  const lane = new Lane(laneRoutes(defaultRules(), 'client'), ctx, host);
   new XmlStream(new TcpFraming(clientSock as unknown as Socket, LIMITS), {
     onStreamStart: noop,
     onElement: (s) => {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Metrics } from '../src/admin/metrics.js';
 import { LaneTally, DURATION_BUCKETS } from '../src/session/tally.js';
-import { Lane, type LaneHost } from '../src/session/pipeline.js';
+import { Lane, laneRoutes, type LaneHost } from '../src/session/pipeline.js';
 import { IqTracker } from '../src/session/tracker.js';
 import type { Rule, RuleContext } from '../src/rules/types.js';
 import { stanzaOf } from '../src/stream/stanza.js';
@@ -18,9 +18,10 @@ const rules: Rule[] = [
 ];
 
 t.test('lanes count per rule; /metrics shows counts, failures and cumulative duration buckets', async (t) => {
-  const tally = new LaneTally(rules);
+  const routes = laneRoutes(rules, 'client');
+  const tally = routes.tally;
   const host: LaneHost = { laneForward: () => undefined, laneFailed: () => undefined, laneBusy: () => undefined };
-  const lane = new Lane(rules, 'client', {} as RuleContext, host, tally);
+  const lane = new Lane(routes, {} as RuleContext, host);
   lane.push(stanzaOf(xml('presence')));
   lane.push(stanzaOf(xml('presence')));
   lane.push(stanzaOf(xml('iq', { type: 'get', id: '1' })));

@@ -530,6 +530,7 @@ export function accountRule(backend: BackendName | 'auto', hooks: AccountHooks, 
   const options: AccountOptions = { backend, profiles: new Map(), creates: new Map(), retry };
   return {
     name: 'account',
+    sees: { backend: ['presence'] },
     async onBound(ctx) {
       const account = new Account(ctx, hooks);
       ctx.state.set(KEY, account);

@@ -35,6 +35,7 @@ export function carbonCopy(kind: 'sent' | 'received', bare: string, to: string, 
 
 export const carbonsRule: Rule = {
   name: 'carbons',
+  sees: { client: ['iq'], backend: ['iq'] },
 
   fromClient(s, ctx) {
     if (s.name !== 'iq') return false;

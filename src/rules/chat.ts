@@ -385,6 +385,7 @@ export function chatRule(opts: ChatOptions = {}): Rule {
   const nodes = new Answers();
   return {
     name: 'chat',
+    sees: { client: ['message'], backend: ['message'] },
 
     fromClient(s, ctx) {
       if (s.name !== 'message' || !MAPPED_TYPES.has(s.attrs.type) || !hasAccount(ctx)) return false;

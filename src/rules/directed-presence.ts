@@ -33,6 +33,7 @@ function endAll(ctx: RuleContext): void {
 
 export const directedPresenceRule: Rule = {
   name: 'directed-presence',
+  sees: { client: ['presence'] },
 
   fromClient(s, ctx) {
     if (s.name !== 'presence') return false;

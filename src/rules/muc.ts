@@ -667,6 +667,7 @@ export function mucRule(opts: MucOptions = {}): Rule {
 
   return {
     name: 'muc',
+    sees: { client: ['message', 'presence', 'iq'], backend: ['message', 'iq'] },
 
     fromClient(s, ctx) {
       if (s.name === 'iq' && s.attrs.type === 'get' && s.attrs.id && s.childNs === NS_DISCO_ITEMS && s.attrs.to?.toLowerCase() === ctx.domain && !s.el.getChild('query')?.attrs.node) {

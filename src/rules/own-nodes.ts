@@ -23,6 +23,7 @@ function namesOwnNode(el: Element): boolean {
 
 export const ownNodesRule: Rule = {
   name: 'own-nodes',
+  sees: { client: ['iq'] },
 
   fromClient(s, ctx) {
     if (s.name !== 'iq' || (s.attrs.type !== 'get' && s.attrs.type !== 'set')) return false;

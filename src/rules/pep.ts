@@ -134,6 +134,7 @@ export function pepRule(): Rule {
   const caps = new CapsCache();
   return {
     name: 'pep',
+    sees: { client: ['presence', 'iq'], backend: ['message'] },
 
     onBound(ctx) {
       if (!hasAccount(ctx) || !accountOf(ctx).rosterLoaded) return;

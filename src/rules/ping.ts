@@ -10,6 +10,7 @@ import type { Rule } from './types.js';
 
 export const pingRule: Rule = {
   name: 'ping',
+  sees: { client: ['iq'] },
   fromClient(s, ctx) {
     if (s.name !== 'iq' || s.attrs.type !== 'get' || !s.childIs('ping', NS_PING)) return false;
     const to = s.attrs.to;

@@ -245,6 +245,7 @@ export function presenceOnChange(account: Account, prev: RosterEntry | undefined
 
 export const presenceRule: Rule = {
   name: 'presence',
+  sees: { client: ['presence'], backend: ['message', 'iq'] },
 
   onBound(ctx) {
     if (!hasAccount(ctx)) return;

@@ -82,6 +82,7 @@ export function rosterOnChange(account: Account, prev: RosterEntry | undefined, 
 
 export const rosterRule: Rule = {
   name: 'roster',
+  sees: { client: ['iq'], backend: ['message'] },
 
   fromClient(s, ctx) {
     if (s.name !== 'iq') return false;

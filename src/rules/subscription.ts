@@ -79,6 +79,7 @@ export function subscriptionOnAvailable(account: Account): void {
 
 export const subscriptionRule: Rule = {
   name: 'subscription',
+  sees: { client: ['presence'], backend: ['message'] },
   // RFC 6121 §3.4: pre-approvals are kept (the roster entry's approved flag)
   features: [xml('sub', { xmlns: 'urn:xmpp:features:pre-approval' })],
 

@@ -11,6 +11,9 @@ import type { JID } from '../xmpp/jid.js';
 
 export type Verdict = boolean | void;
 
+/** The stanzas of RFC 6120 §8, as a rule names those its hooks read (Rule.sees). */
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
 export interface Rule {
   /** short name, for logs */
   readonly name: string;
@@ -20,6 +23,12 @@ export interface Rule {
   fromClient?(stanza: Stanza, ctx: RuleContext): Verdict | Promise<Verdict>;
   /** a stanza from the backend, after resource binding */
   fromBackend?(stanza: Stanza, ctx: RuleContext): Verdict | Promise<Verdict>;
+  /**
+   * Which stanzas fromClient / fromBackend read (a direction left out: every stanza). The lanes
+   * offer a hook only these, so a rule about iq is never asked about a chat message; a hook must
+   * pass on (return false, send nothing) whatever else it is given (test/rule-kinds.test.ts checks).
+   */
+  readonly sees?: { readonly client?: readonly StanzaKind[]; readonly backend?: readonly StanzaKind[] };
   /** the session is bound (before any client stanza goes through the rules) */
   onBound?(ctx: RuleContext): void | Promise<void>;
   /** the client is gone or closing; the backend leg is still open until every onClose has finished */

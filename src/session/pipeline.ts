@@ -3,11 +3,15 @@
 // its original bytes. Rules may be asynchronous (await a backend answer): the lane then holds later
 // stanzas (and may pause the socket they come from) until the stanza in hand is done, so order is
 // kept per direction. The fast path, no rule interested, allocates nothing and awaits nothing.
-// The rule arrays are shared by every session of a proxy; a lane only points at them, and so at the
-// proxy's tally of what each rule did (counted here: an increment, no allocation).
+// A rule says which stanzas each hook reads (Rule.sees); the lane asks only those rules, in table
+// order: a chat message meets the two rules that handle messages, not the eleven of the table
+// (each a call on a different object, and most only look at the name to say no).
+// The routes are made once per direction per proxy and shared by every session; a lane only points
+// at them, and so at the proxy's tally of what each rule did (counted here: an increment, no
+// allocation).
 import { performance } from 'node:perf_hooks';
 import type { Stanza } from '../stream/stanza.js';
-import type { Rule, RuleContext, Verdict } from '../rules/types.js';
+import type { Rule, RuleContext, StanzaKind, Verdict } from '../rules/types.js';
 import { LaneTally } from './tally.js';
 import type { Rewrite, RewriteTrace } from './rewrite-trace.js';
 
@@ -25,6 +29,37 @@ export interface LaneHost {
 
 function noop(): void {}
 
+const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
+
+/** 0 message, 1 presence, 2 iq, 3 anything else (a nonza from the backend: every rule sees it) */
+function kindOf(s: Stanza): number {
+  const n = s.name;
+  return n === 'message' ? 0 : n === 'presence' ? 1 : n === 'iq' ? 2 : 3;
+}
+
+/** The rules of one direction, and for each kind of stanza which of them read it (shared). */
+export interface LaneRoutes {
+  readonly from: Direction;
+  /** the rules with a hook for this direction, in table order (the tally's indexes) */
+  readonly rules: readonly Rule[];
+  /** per kindOf(), the indexes into `rules` of the rules whose hook reads that kind, in order */
+  readonly byKind: readonly (readonly number[])[];
+  /** shared by the lanes of this direction of every session */
+  readonly tally: LaneTally;
+}
+
+/** Routes for `rules` (those without a hook for `from` are left out). */
+export function laneRoutes(rules: readonly Rule[], from: Direction): LaneRoutes {
+  const hooked = rules.filter((r) => (from === 'client' ? r.fromClient : r.fromBackend) !== undefined);
+  const byKind = [...KINDS, undefined].map((kind) =>
+    hooked.flatMap((r, i) => {
+      const sees = from === 'client' ? r.sees?.client : r.sees?.backend;
+      return sees === undefined || (kind !== undefined && sees.includes(kind)) ? [i] : [];
+    }),
+  );
+  return { from, rules: hooked, byKind, tally: new LaneTally(hooked) };
+}
+
 function isPromise(v: unknown): v is Promise<Verdict> {
   return typeof v === 'object' && v !== null && typeof (v as Promise<Verdict>).then === 'function';
 }
@@ -41,15 +76,21 @@ export class Lane {
   trace: RewriteTrace | undefined;
   private rewrite: Rewrite | undefined;
 
+  private readonly rules: readonly Rule[];
+  private readonly from: Direction;
+  private readonly byKind: readonly (readonly number[])[];
+  private readonly tally: LaneTally;
+
   constructor(
-    /** the rules with a hook for this direction, in table order */
-    private readonly rules: readonly Rule[],
-    private readonly from: Direction,
+    routes: LaneRoutes,
     private readonly ctx: RuleContext,
     private readonly host: LaneHost,
-    /** shared by the lanes of this direction of every session (same rule order) */
-    private readonly tally: LaneTally = new LaneTally(rules),
-  ) {}
+  ) {
+    this.rules = routes.rules;
+    this.from = routes.from;
+    this.byKind = routes.byKind;
+    this.tally = routes.tally;
+  }
 
   push(stanza: Stanza): void {
     if (this.stopped) return;
@@ -63,10 +104,11 @@ export class Lane {
   private start(stanza: Stanza): void {
     this.startedAt = performance.now();
     const trace = this.trace;
-    if (trace === undefined) return this.run(stanza, 0);
+    const order = this.byKind[kindOf(stanza)]!;
+    if (trace === undefined) return this.run(stanza, order, 0);
     // what the rules send while busy with this stanza (even after awaiting) is recorded with it
     const rw = (this.rewrite = trace.begin(this.from, stanza.raw));
-    trace.within(rw, () => this.run(stanza, 0));
+    trace.within(rw, () => this.run(stanza, order, 0));
   }
 
   /** rule `i` claimed the stanza in hand (it was rewritten, answered or dropped by that rule) */
@@ -102,10 +144,14 @@ export class Lane {
     return this.from === 'client' ? rule.fromClient!(stanza, this.ctx) : rule.fromBackend!(stanza, this.ctx);
   }
 
-  /** Run `stanza` through the rules from index `first`; returns when done or when it went async. */
-  private run(stanza: Stanza, first: number): void {
+  /**
+   * Run `stanza` through the rules order[first..] (indexes into this.rules); returns when done or
+   * when a rule went async.
+   */
+  private run(stanza: Stanza, order: readonly number[], first: number): void {
     const rules = this.rules;
-    for (let i = first; i < rules.length; i++) {
+    for (let p = first; p < order.length; p++) {
+      const i = order[p]!;
       let verdict: Verdict | Promise<Verdict>;
       try {
         verdict = this.hook(rules[i]!, stanza);
@@ -114,7 +160,7 @@ export class Lane {
         return;
       }
       if (isPromise(verdict)) {
-        this.wait(stanza, i, verdict);
+        this.wait(stanza, order, p, verdict);
         return;
       }
       if (verdict === true) return this.claimed(i);
@@ -124,7 +170,8 @@ export class Lane {
     if (this.rewrite) this.endRewrite(undefined);
   }
 
-  private wait(stanza: Stanza, index: number, verdict: Promise<Verdict>): void {
+  private wait(stanza: Stanza, order: readonly number[], p: number, verdict: Promise<Verdict>): void {
+    const index = order[p]!;
     if (!this.busy) {
       this.busy = true;
       this.host.laneBusy(this.from, true);
@@ -135,7 +182,7 @@ export class Lane {
         if (this.stopped) return;
         this.busy = false;
         if (claimed === true) this.claimed(index);
-        else this.run(stanza, index + 1);
+        else this.run(stanza, order, p + 1);
         this.drain();
       },
       (err: unknown) => {

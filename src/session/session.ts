@@ -26,13 +26,13 @@ import { NS_BIND, NS_CLIENT, NS_SASL, NS_SM2, NS_SM3, NS_STANZAS, NS_TLS } from 
 import { StanzaError, errorReply, mayBounce } from '../xmpp/stanza-error.js';
 import { BackendLeg, BackendUnavailable, type BackendLegEvents, type LegEnd } from './backend-leg.js';
 import { mechanismsOf, postAuthFeatures, preAuthFeatures } from './features.js';
-import { Lane, type Direction, type LaneHost } from './pipeline.js';
+import { Lane, laneRoutes, type Direction, type LaneHost, type LaneRoutes } from './pipeline.js';
 import { SessionContext, type ContextHost } from './context.js';
 import { IqTracker, type TrackerOwner } from './tracker.js';
 import { HeaderClock, type HeaderClockOwner } from './header-clock.js';
 import type { SessionMeter } from './meter.js';
 import { RewriteTrace } from './rewrite-trace.js';
-import { LaneTally } from './tally.js';
+import type { LaneTally } from './tally.js';
 import type { TlsCredentials } from '../tls-credentials.js';
 
 type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
@@ -40,8 +40,9 @@ type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
 /** The rule table, split once per proxy (every session shares these arrays). */
 export interface RuleTable {
   all: readonly Rule[];
-  fromClient: readonly Rule[];
-  fromBackend: readonly Rule[];
+  /** the lanes' routes, per direction */
+  client: LaneRoutes;
+  backend: LaneRoutes;
   onBound: readonly Rule[];
   onClose: readonly Rule[];
   features: readonly Element[];
@@ -50,13 +51,13 @@ export interface RuleTable {
 }
 
 export function ruleTable(rules: readonly Rule[]): RuleTable {
-  const fromClient = rules.filter((r) => r.fromClient);
-  const fromBackend = rules.filter((r) => r.fromBackend);
+  const client = laneRoutes(rules, 'client');
+  const backend = laneRoutes(rules, 'backend');
   return {
     all: rules,
-    fromClient,
-    fromBackend,
-    tally: { client: new LaneTally(fromClient), backend: new LaneTally(fromBackend) },
+    client,
+    backend,
+    tally: { client: client.tally, backend: backend.tally },
     onBound: rules.filter((r) => r.onBound),
     onClose: rules.filter((r) => r.onClose),
     features: rules.flatMap((r) => r.features ?? []),
@@ -463,8 +464,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     const rules = this.deps.rules;
     const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service, this.bareValue);
     this.ctx = ctx;
-    this.toBackendLane = new Lane(rules.fromClient, 'client', ctx, this, rules.tally.client);
-    this.toClientLane = new Lane(rules.fromBackend, 'backend', ctx, this, rules.tally.backend);
+    this.toBackendLane = new Lane(rules.client, ctx, this);
+    this.toClientLane = new Lane(rules.backend, ctx, this);
     this.setTrace(this.deps.traceOf?.(jid, this.log));
     // stanzas the client sent before the bind answer wait until every onBound hook has run
     const early = this.early ?? [];

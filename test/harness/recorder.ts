@@ -2,7 +2,7 @@
 // requests, so that the fixture tests run the rule code the proxy runs, without a socket.
 import type { Element } from 'ltx';
 import jidLib from '@xmpp/jid';
-import type { Rule, RuleContext } from '../../src/rules/types.js';
+import type { Rule, RuleContext, StanzaKind } from '../../src/rules/types.js';
 import { silentLogger } from '../../src/log.js';
 import { parseElement, stripWhitespace, xml, canonicalXml } from '../../src/stream/xml.js';
 import { stanzaOf } from '../../src/stream/stanza.js';
@@ -75,11 +75,16 @@ export async function bind(rules: Rule[], rec: Recorder): Promise<void> {
   for (const r of rules) await r.onBound?.(rec.ctx);
 }
 
-/** Offer a stanza to the rules, in order, the way a lane does; returns whether one claimed it. */
+/**
+ * Offer a stanza to the rules, in order, the way a lane does (only to the hooks that read its kind,
+ * Rule.sees); returns whether one claimed it.
+ */
 export async function offer(rules: Rule[], rec: Recorder, el: Element, from: 'client' | 'backend'): Promise<boolean> {
   const s = stanzaOf(el);
   for (const r of rules) {
     const hook = from === 'client' ? r.fromClient : r.fromBackend;
+    const sees = from === 'client' ? r.sees?.client : r.sees?.backend;
+    if (sees !== undefined && !sees.includes(s.name as StanzaKind)) continue;
     if (hook && (await hook.call(r, s, rec.ctx)) === true) return true;
   }
   return false;
