@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { defaultRules } from '../src/rules/index.js';
 import type { Rule, StanzaKind } from '../src/rules/types.js';
 import { laneRoutes } from '../src/session/pipeline.js';
+import { eventOf, mentionsPubsub, mentionsPubsubEvent } from '../src/pubsub/events.js';
 import { stanzaOf } from '../src/stream/stanza.js';
 import { parseElement, xml } from '../src/stream/xml.js';
 import { ROOT } from './harness/common.js';
@@ -88,4 +89,20 @@ t.test('a lane offers each kind only to the rules that read it, in table order',
   // a rule that declares nothing sees everything, as before
   const open = laneRoutes([...rules, { name: 'open', fromClient: () => false }], 'client');
   for (let k = 0; k < 4; k++) t.equal(open.rules[open.byKind[k]!.at(-1)!]!.name, 'open', `kind ${k}`);
+});
+
+t.test("the backend lane's rules share one look at a stanza's bytes, and it is that stanza's", async (t) => {
+  const plain = stanzaOf(parseElement(`<message from='romeo@montague.lit/orchard' to='${JID}' type='chat'><body>pubsub? no</body></message>`));
+  const form = stanzaOf(listing(10)[0]!); // ejabberd's authorization request: a pubsub form, no event
+  const event = stanzaOf(listing(20)[0]!);
+  // asked in every order, each stanza gets its own answer (the remembered one is never another's)
+  for (const order of [[plain, form, event], [event, plain, form], [form, event, plain, event, event, plain]]) {
+    for (const s of order) {
+      const which = s === plain ? 'plain' : s === form ? 'form' : 'event';
+      t.equal(mentionsPubsub(s), which !== 'plain', `${which}: mentions pubsub`);
+      t.equal(mentionsPubsubEvent(s), which === 'event', `${which}: mentions pubsub#event`);
+      t.equal(eventOf(s) !== undefined, which === 'event', `${which}: a notification`);
+    }
+  }
+  t.equal(eventOf(event)!.node, listing(20)[0]!.getChild('event')!.getChild('items')!.attrs.node, 'the items node');
 });

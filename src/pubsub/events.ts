@@ -2,7 +2,7 @@
 // the §8.6 subscription authorization form a service sends to a node owner.
 import type { Element } from 'ltx';
 import type { Stanza } from '../stream/stanza.js';
-import { NS_DATA, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
+import { NS_DATA, NS_PUBSUB, NS_PUBSUB_EVENT } from '../xmpp/ns.js';
 import { FORM_SUBSCRIBE_AUTHORIZATION, formFields } from './forms.js';
 
 export interface PublishedItem {
@@ -46,12 +46,34 @@ export function parseItemsEvent(message: Element): PubsubEvent | undefined {
 }
 
 const parsed = new WeakMap<Stanza, PubsubEvent | null>();
+
 /**
- * The last message found to be no notification: the rules of a lane ask one after the other about
- * the same stanza (five of them, for every chat message the backend routes), so one look at its bytes
- * does for all. One stanza held per process.
+ * What the last stanza looked at mentions: bit 1 the pubsub namespaces (their common prefix, which
+ * also starts every pubsub form type), bit 2 pubsub#event. The rules of the backend lane ask one
+ * after the other about the same stanza (six of them, for every message the backend routes), so one
+ * look at its bytes does for all. One stanza held per process.
  */
-let lastPlain: Stanza | undefined;
+let looked: Stanza | undefined;
+let mentions = 0;
+
+function mentionsOf(s: Stanza): number {
+  if (s !== looked) {
+    const at = s.raw.indexOf(NS_PUBSUB);
+    mentions = at === -1 ? 0 : s.raw.includes(NS_PUBSUB_EVENT, at) ? 3 : 1;
+    looked = s;
+  }
+  return mentions;
+}
+
+/** The stanza's bytes name a pubsub namespace or form type somewhere (a cheap look before a parse). */
+export function mentionsPubsub(s: Stanza): boolean {
+  return (mentionsOf(s) & 1) !== 0;
+}
+
+/** The stanza's bytes name pubsub#event somewhere. */
+export function mentionsPubsubEvent(s: Stanza): boolean {
+  return (mentionsOf(s) & 2) !== 0;
+}
 
 /**
  * The items/retract notification a stanza from the backend carries, if any. Parsed once per stanza
@@ -59,11 +81,7 @@ let lastPlain: Stanza | undefined;
  * messages are not pubsub events and need no tree.
  */
 export function eventOf(s: Stanza): PubsubEvent | undefined {
-  if (s.name !== 'message' || s === lastPlain) return undefined;
-  if (!s.raw.includes(NS_PUBSUB_EVENT)) {
-    lastPlain = s;
-    return undefined;
-  }
+  if (s.name !== 'message' || !mentionsPubsubEvent(s)) return undefined;
   let ev = parsed.get(s);
   if (ev === undefined) {
     ev = parseItemsEvent(s.el) ?? null;

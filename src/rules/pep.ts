@@ -15,7 +15,7 @@
 // The client's publishes and node configurations on its own PEP service go through pep-access.ts,
 // which turns `presence` into whitelist + members before the backend sees them.
 import { clone, type Element } from 'ltx';
-import { itemsOfResult } from '../pubsub/events.js';
+import { itemsOfResult, mentionsPubsubEvent } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
@@ -175,7 +175,7 @@ export function pepRule(): Rule {
     },
 
     fromBackend(s, ctx) {
-      if (s.name !== 'message' || !s.raw.includes(NS_PUBSUB_EVENT) || !hasAccount(ctx)) return false;
+      if (s.name !== 'message' || !mentionsPubsubEvent(s) || !hasAccount(ctx)) return false;
       const from = s.attrs.from;
       if (!from || from.includes('/') || !from.includes('@')) return false; // not a user's PEP service
       const ev = eventNode(s.el);

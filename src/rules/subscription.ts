@@ -4,7 +4,7 @@
 // subscription presence ever reaches the backend (ejabberd drops a session that sends one).
 import type { Element } from 'ltx';
 import { ANNOUNCE_PREFIX } from './chat-nodes.js';
-import { eventOf, isAuthorizationRequest, itemsOfResult } from '../pubsub/events.js';
+import { eventOf, isAuthorizationRequest, itemsOfResult, mentionsPubsub } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { parseJid } from '../xmpp/jid.js';
@@ -132,7 +132,7 @@ export const subscriptionRule: Rule = {
 
   fromBackend(s, ctx) {
     // a cheap look at the bytes first: only pubsub events and forms concern this rule
-    if (s.name !== 'message' || !s.raw.includes('http://jabber.org/protocol/pubsub') || !hasAccount(ctx)) return false;
+    if (s.name !== 'message' || !mentionsPubsub(s) || !hasAccount(ctx)) return false;
     const account = accountOf(ctx);
     const el = s.el;
     const own = s.attrs.from === account.bare;
