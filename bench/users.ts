@@ -85,6 +85,18 @@ export interface PairedResult {
   latency: { rawAddedP50us: number; proxyAddedP50us: number; directP50us: number };
   /** share of the VM's CPU time taken by the hypervisor during the rounds */
   steal: number;
+  /** first and second logins in turns (BENCH_USERS_PAIRED_LOGINS per box and round; absent at 0) */
+  logins?: PairedLogins;
+}
+
+/** Logins through both boxes in turns: each round fresh accounts per box, first then second login. */
+export interface PairedLogins {
+  rounds: Array<{ first: { raw: LoginPhase; proxy: LoginPhase }; second: { raw: LoginPhase; proxy: LoginPhase } }>;
+  /** medians over the rounds of proxy/raw */
+  firstRate: number;
+  secondRate: number;
+  firstCpu: number;
+  secondCpu: number;
 }
 
 export interface UsersResult {
@@ -338,10 +350,60 @@ async function latencyPhase(box: Box, directPort: number, user: string, total: n
   }
 }
 
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** What the logins in turns need: the backend's pid, accounts per box (warm-up, then per round). */
+interface PairedLoginPlan {
+  beam: number | undefined;
+  concurrency: number;
+  warm: (box: BoxName) => string[];
+  round: (box: BoxName, n: number) => string[];
+}
+
+/**
+ * Logins in turns (PairedLogins): both boxes freshly started, each warmed up with first logins of
+ * its own, then per round (ABBA) fresh accounts through each box, first login then second login, the
+ * backend and the boxes quiet between phases. The login targets are judged on these: the boxes'
+ * own login phases are minutes apart, and a raw relay at half its usual speed made a "pass" once.
+ */
+async function pairedLogins(raw: Box, proxy: Box, rounds: number, plan: PairedLoginPlan, log: (s: string) => void): Promise<PairedLogins> {
+  const phase = async (box: Box, users: string[], tag: string): Promise<LoginPhase> => {
+    const { phase: p, sessions } = await loginPhase(box, plan.beam, users, plan.concurrency, tag);
+    await closeAll(sessions);
+    await quiet([plan.beam, ...raw.pids, ...proxy.pids]);
+    return p;
+  };
+  for (const box of [raw, proxy]) if (plan.warm(box.name).length > 0) await phase(box, plan.warm(box.name), 'warm');
+  const out: PairedLogins['rounds'] = [];
+  for (let n = 0; n < rounds; n++) {
+    const order = n % 2 === 0 ? [raw, proxy] : [proxy, raw];
+    const first: Partial<Record<'raw' | 'proxy', LoginPhase>> = {};
+    const second: Partial<Record<'raw' | 'proxy', LoginPhase>> = {};
+    for (const box of order) first[box === raw ? 'raw' : 'proxy'] = await phase(box, plan.round(box.name, n), 'pfirst');
+    for (const box of order) second[box === raw ? 'raw' : 'proxy'] = await phase(box, plan.round(box.name, n), 'psecond');
+    const r = { first: { raw: first.raw!, proxy: first.proxy! }, second: { raw: second.raw!, proxy: second.proxy! } };
+    out.push(r);
+    const f = (x: LoginPhase) => `${x.perSecond.toFixed(0)}/s ${(x.cpuPerLoginUs / 1e3).toFixed(2)} ms`;
+    log(`  paired logins ${n + 1}: first raw ${f(r.first.raw)}, proxy-off ${f(r.first.proxy)}; second raw ${f(r.second.raw)}, proxy-off ${f(r.second.proxy)}`);
+  }
+  const ratio = (get: (x: PairedLogins['rounds'][number]) => [number, number]) => medianOf(out.map((x) => get(x)[0] / get(x)[1]));
+  return {
+    rounds: out,
+    firstRate: ratio((x) => [x.first.proxy.perSecond, x.first.raw.perSecond]),
+    secondRate: ratio((x) => [x.second.proxy.perSecond, x.second.raw.perSecond]),
+    firstCpu: ratio((x) => [x.first.proxy.cpuPerLoginUs, x.first.raw.cpuPerLoginUs]),
+    secondCpu: ratio((x) => [x.second.proxy.cpuPerLoginUs, x.second.raw.cpuPerLoginUs]),
+  };
+}
+
 /** The paired phase (PairedResult): both boxes running, each measured in turns with the same load. */
-async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { raw: string[]; proxy: string[] }, rounds: number, seconds: number, samples: number, log: (s: string) => void): Promise<PairedResult> {
+async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { raw: string[]; proxy: string[] }, rounds: number, seconds: number, samples: number, log: (s: string) => void, logins?: PairedLoginPlan): Promise<PairedResult> {
   const measured: PairedResult['rounds'] = [];
   const steal = stealMeter();
+  const loginResult = logins ? await pairedLogins(raw, proxy, rounds, logins, log) : undefined;
   for (let n = 0; n < rounds; n++) {
     const run = (box: Box, u: string[]) => loadRound(box, box.ports, u.slice(0, 4), 4, 64, seconds, `paired-${box.name}-${n}`).then((r) => r.stanzasPerCpuSecond);
     // ABBA: a drift of the machine over the phase weighs on both
@@ -357,8 +419,7 @@ async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { ra
     measured.push({ raw: r, proxy: p });
     log(`  paired round ${n + 1}: raw ${(r / 1e3).toFixed(1)} k, proxy-off ${(p / 1e3).toFixed(1)} k stanzas/CPU-s (${(p / r).toFixed(2)})`);
   }
-  const ratios = measured.map((m) => m.proxy / m.raw).sort((a, b) => a - b);
-  const median = ratios.length % 2 ? ratios[(ratios.length - 1) / 2]! : (ratios[ratios.length / 2 - 1]! + ratios[ratios.length / 2]!) / 2;
+  const median = medianOf(measured.map((m) => m.proxy / m.raw));
   const make = async (port: number, user: string, tag: string) => {
     const sock = await connect(port);
     const { jid } = await login(sock, DOMAIN, user, PASSWORD, tag);
@@ -374,7 +435,7 @@ async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { ra
     log(`  paired latency: added p50 raw ${latency.rawAddedP50us.toFixed(0)} µs, proxy-off ${latency.proxyAddedP50us.toFixed(0)} µs (direct ${latency.directP50us.toFixed(0)} µs)`);
     const stolen = steal.stolen();
     log(`  paired steal: ${(stolen * 100).toFixed(1)}%${stolen > STEAL_WARN ? ' (figures unreliable)' : ''}`);
-    return { rounds: measured, relayRatio: median, latency, steal: stolen };
+    return { rounds: measured, relayRatio: median, latency, steal: stolen, ...(loginResult ? { logins: loginResult } : {}) };
   } finally {
     for (const p of paths) p.sock.destroy();
   }
@@ -402,7 +463,14 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const idleSet = (name: BoxName) => (name.startsWith('raw') ? 'raw' : name.replaceAll('-', ''));
   const idleUsers = (name: BoxName) => Array.from({ length: maxIdle }, (_, i) => `i${idleSet(name)}${i}`);
   const idleSets = [...new Set(names.filter(withIdle).map(idleSet))];
-  const all = [...names.flatMap(loginUsers), ...names.flatMap(warmUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`))];
+  // logins in turns: fresh accounts per box and round, and a warm-up of their own (fresh processes)
+  const withPaired = pairedRounds > 0 && names.includes('raw') && names.includes('proxy-off');
+  const pairedLoginCount = withPaired ? envNumber('BENCH_USERS_PAIRED_LOGINS', QUICK ? 50 : 250, 0) : 0;
+  const pairedBoxes: BoxName[] = pairedLoginCount > 0 ? ['raw', 'proxy-off'] : [];
+  const pairedWarm = (name: BoxName) => Array.from({ length: warmup }, (_, i) => `q${name.replaceAll('-', '')}${i}`);
+  const pairedRound = (name: BoxName, n: number) => Array.from({ length: pairedLoginCount }, (_, i) => `p${name.replaceAll('-', '')}r${n}u${i}`);
+  const pairedAccounts = pairedBoxes.flatMap((b) => [...pairedWarm(b), ...Array.from({ length: pairedRounds }, (_, n) => pairedRound(b, n)).flat()]);
+  const all = [...names.flatMap(loginUsers), ...names.flatMap(warmUsers), ...idleSets.flatMap((set) => Array.from({ length: maxIdle }, (_, i) => `i${set}${i}`)), ...pairedAccounts];
   log(`  starting ejabberd and registering ${all.length} accounts`);
   const backend = await startEjabberd({ loglevel: 'warning', users: all.map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
   const beam = backend.pid?.();
@@ -467,13 +535,14 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await box.stop();
       }
     }
-    if (pairedRounds > 0 && names.includes('raw') && names.includes('proxy-off')) {
+    if (withPaired) {
       await quiet([beam]);
       const raw = await start('raw');
       const proxy = await start('proxy-off');
       await settle('paired', log);
       try {
-        paired = await pairedPhase(raw, proxy, backend.plainPort!, { raw: loginUsers('raw'), proxy: loginUsers('proxy-off') }, pairedRounds, relaySeconds, latencySamples, log);
+        const plan: PairedLoginPlan | undefined = pairedLoginCount > 0 ? { beam, concurrency, warm: pairedWarm, round: pairedRound } : undefined;
+        paired = await pairedPhase(raw, proxy, backend.plainPort!, { raw: loginUsers('raw'), proxy: loginUsers('proxy-off') }, pairedRounds, relaySeconds, latencySamples, log, plan);
       } finally {
         await raw.stop();
         await proxy.stop();
