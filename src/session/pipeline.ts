@@ -31,7 +31,7 @@ function noop(): void {}
 
 const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
 
-/** 0 message, 1 presence, 2 iq, 3 anything else (a nonza from the backend: every rule sees it) */
+/** 0 message, 1 presence, 2 iq, 3 anything else (a nonza from the backend: only the rules that declare no kinds see it) */
 function kindOf(s: Stanza): number {
   const n = s.name;
   return n === 'message' ? 0 : n === 'presence' ? 1 : n === 'iq' ? 2 : 3;
@@ -76,20 +76,19 @@ export class Lane {
   trace: RewriteTrace | undefined;
   private rewrite: Rewrite | undefined;
 
-  private readonly rules: readonly Rule[];
-  private readonly from: Direction;
-  private readonly byKind: readonly (readonly number[])[];
-  private readonly tally: LaneTally;
-
   constructor(
-    routes: LaneRoutes,
+    /** shared: a lane keeps one pointer to them (two lanes per session, idle ones included) */
+    private readonly routes: LaneRoutes,
     private readonly ctx: RuleContext,
     private readonly host: LaneHost,
-  ) {
-    this.rules = routes.rules;
-    this.from = routes.from;
-    this.byKind = routes.byKind;
-    this.tally = routes.tally;
+  ) {}
+
+  private get from(): Direction {
+    return this.routes.from;
+  }
+
+  private get tally(): LaneTally {
+    return this.routes.tally;
   }
 
   push(stanza: Stanza): void {
@@ -104,7 +103,7 @@ export class Lane {
   private start(stanza: Stanza): void {
     this.startedAt = performance.now();
     const trace = this.trace;
-    const order = this.byKind[kindOf(stanza)]!;
+    const order = this.routes.byKind[kindOf(stanza)]!;
     if (trace === undefined) return this.run(stanza, order, 0);
     // what the rules send while busy with this stanza (even after awaiting) is recorded with it
     const rw = (this.rewrite = trace.begin(this.from, stanza.raw));
@@ -145,11 +144,11 @@ export class Lane {
   }
 
   /**
-   * Run `stanza` through the rules order[first..] (indexes into this.rules); returns when done or
+   * Run `stanza` through the rules order[first..] (indexes into routes.rules); returns when done or
    * when a rule went async.
    */
   private run(stanza: Stanza, order: readonly number[], first: number): void {
-    const rules = this.rules;
+    const rules = this.routes.rules;
     for (let p = first; p < order.length; p++) {
       const i = order[p]!;
       let verdict: Verdict | Promise<Verdict>;
