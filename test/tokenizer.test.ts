@@ -246,3 +246,46 @@ t.test('partial: an unfinished header or top-level element is held, whitespace b
     t.equal(tk.partial, partial, what);
   }
 });
+
+/** Feed `body` after the header a byte at a time; the elements and how often the buffer was scanned. */
+function trickle(body: string, limits = { maxSize: 1 << 20, maxDepth: 16 }): { raws: string[]; scans: number } {
+  const raws: string[] = [];
+  const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: (s) => raws.push(s.raw), onStreamEnd: () => undefined }, limits);
+  tk.write(HEADER, true);
+  const before = tk.scans;
+  for (let i = 0; i < body.length; i++) tk.write(body[i]!, true);
+  return { raws, scans: tk.scans - before };
+}
+
+t.test('a construct trickled in byte by byte is read once it can end, not once per byte', async (t) => {
+  // what a peer could do to make every byte cost a read of all it sent before (each case 4-20 KB)
+  const gtInValues = `<message to='romeo@montague.lit' ${Array.from({ length: 400 }, (_, i) => `a${i}='>x>"'`).join(' ')}><body>hi</body></message>`;
+  const quotesInValues = `<message to="a'b" ${Array.from({ length: 400 }, (_, i) => `b${i}="'>'"`).join(' ')}/>`;
+  const longEndTag = `<message><body>hi</body></message${' '.repeat(8000)}>`;
+  const cdata = `<message><body><![CDATA[${'>]]x]>'.repeat(2000)}]]></body></message>`;
+  const text = `<message><body>${'>x'.repeat(4000)}</body></message>`;
+  for (const [name, body] of [['a start tag with a > in each value', gtInValues], ['quotes of the other kind inside values', quotesInValues], ['an end tag padded with whitespace', longEndTag], ['CDATA with > and ] all through', cdata], ['text with > all through', text]] as const) {
+    const whole = tokenize(HEADER + body, Infinity, { maxSize: 1 << 20, maxDepth: 16 }).elements.map((s) => s.raw);
+    const { raws, scans } = trickle(body);
+    t.same(raws, whole, `${name}: the same element as in one chunk`);
+    t.equal(raws.length, 1, `${name}: one element`);
+    // a scan per tag or text run that ends (a handful), not per byte (thousands)
+    t.ok(scans < 40, `${name}: ${scans} scans for ${body.length} bytes`);
+  }
+  // ']]>' split across chunks in every way still ends the CDATA section
+  for (const cut of [1, 2, 3]) {
+    const el = `<message><body><![CDATA[a]]]]></body></message>`;
+    const tk = tokenize(HEADER + el, cut);
+    t.equal(tk.elements.length, 1, `CDATA end split every ${cut} bytes`);
+    t.equal(tk.elements[0]!.raw, el);
+  }
+  // errors inside a trickled tag are still found (once the tag can end), and limits still hold
+  t.equal(conditionOf(HEADER + `<message a='>' b c='>'/>`, 1), 'not-well-formed', 'an attribute without a value, trickled');
+  t.equal(conditionOf(HEADER + `<message a='>' 'b'/>`, 1), 'not-well-formed', 'a quote outside a value, trickled');
+  t.equal(conditionOf(HEADER + `<message a='${'>'.repeat(5000)}`, 1), 'policy-violation', "an open value of '>' over the limit");
+  t.equal(conditionOf(HEADER + `<message><![CDATA[${']>'.repeat(3000)}`, 1), 'policy-violation', 'unfinished CDATA over the limit');
+  t.equal(conditionOf(HEADER + `<message></message${' '.repeat(5000)}`, 1), 'policy-violation', 'an unfinished end tag over the limit');
+  t.equal(conditionOf(HEADER + `<message></mess age>`, 1), 'not-well-formed', 'a bad end tag, trickled');
+  t.equal(conditionOf(`<?xml version='1.0' encoding='latin1'?>` + HEADER, 1), 'unsupported-encoding', 'the XML declaration, trickled');
+  t.equal(conditionOf(`<?xmlfoo?>`, 1), 'restricted-xml', 'a processing instruction, trickled');
+});

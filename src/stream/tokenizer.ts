@@ -52,6 +52,46 @@ export interface TokenizerHandler {
 
 const INCOMPLETE = -1;
 const UNKNOWN = -2;
+const RBRACKET = 0x5d;
+
+// What the input must bring before scanning can get further (Tokenizer.wait): a chunk that cannot
+// finish the unfinished construct is only appended.
+/** anything: scan every chunk */
+const WAIT_NONE = 0;
+/** text inside an element: a '<' */
+const WAIT_LT = 1;
+/** an end tag or the XML declaration: a '>' */
+const WAIT_GT = 2;
+/** a start tag: a '>' outside quoted values (the quote left open so far is carried) */
+const WAIT_TAG = 3;
+/** CDATA: ']]>' (how many ']' the input so far ends with is carried) */
+const WAIT_CDATA = 4;
+/** quoteState: the bytes hold a '>' outside quoted values */
+const TAG_ENDS = -1;
+
+/**
+ * Where the bytes s[from..] of a start tag leave its quoting, starting with `quote` open (0: none):
+ * TAG_ENDS if they hold a '>' outside quoted values (the tag can end there), else the quote still
+ * open (its code) or 0. A '>' inside a value does not end a tag; a quote outside one is an error the
+ * full read reports once the tag can end.
+ */
+function quoteState(s: string, from: number, quote: number): number {
+  const len = s.length;
+  let i = from;
+  while (i < len) {
+    if (quote !== 0) {
+      const close = s.indexOf(quote === DQUOTE ? '"' : "'", i);
+      if (close === -1) return quote;
+      quote = 0;
+      i = close + 1;
+      continue;
+    }
+    const c = s.charCodeAt(i++);
+    if (c === GT) return TAG_ENDS;
+    if (c === SQUOTE || c === DQUOTE) quote = c;
+  }
+  return quote;
+}
 const HIGH_BYTES = /[\x80-\xff]/g;
 /** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
 const NO_NAMES: string[] = [];
@@ -213,12 +253,20 @@ export class Tokenizer {
   private highAt = UNKNOWN;
   private highFrom = 0;
   /**
-   * What input must hold before scanning can get further: '>' for an unfinished start tag, '<' for
-   * text that runs past the input ('' : anything). A chunk without it is only appended. Without
-   * this, a start tag (or text) trickled in byte by byte was read again from its start, and the
-   * buffer copied whole, for every byte: quadratic, a peer's cheap way to make the proxy spin.
+   * What input must bring before scanning can get further (WAIT_*), looked for in each new chunk
+   * alone: a chunk that cannot finish the unfinished construct is only appended. Without this, a
+   * start tag, an end tag, text or CDATA trickled in byte by byte was read again from its start, and
+   * the buffer copied whole, for every byte: quadratic, a peer's cheap way to make the proxy spin.
+   * A start tag waits for a '>' outside quoted values, so a '>' inside a value in every chunk does
+   * not make it be read again either.
    */
-  private needs = '';
+  private wait = WAIT_NONE;
+  /** WAIT_TAG: the quote the tag's bytes so far leave open (its code), 0 if none */
+  private waitQuote = 0;
+  /** WAIT_CDATA: how many ']' (up to 2) the bytes so far end with */
+  private waitBrackets = 0;
+  /** times the buffer was scanned (tests: a trickled element is read once it can end, not per byte) */
+  scans = 0;
   private epoch = 0;
   private closed = false;
 
@@ -250,7 +298,7 @@ export class Tokenizer {
     }
     this.forget();
     try {
-      if (this.needs !== '' && chunk.indexOf(this.needs) === -1) this.checkPending(); // nothing to scan yet
+      if (this.wait !== WAIT_NONE && !this.mayFinish(chunk)) this.checkPending(); // nothing to scan yet
       else this.scan();
     } catch (err) {
       this.closed = true;
@@ -277,7 +325,7 @@ export class Tokenizer {
     this.names = NO_NAMES;
     this.scopes = undefined;
     this.pristine = true;
-    this.needs = '';
+    this.wait = WAIT_NONE;
     this.closed = false;
   }
 
@@ -330,8 +378,35 @@ export class Tokenizer {
     return at !== -1 && at < to ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
   }
 
+  /** Can `chunk`, appended, finish what the input waits for (this.wait)? Carries the wait's state. */
+  private mayFinish(chunk: string): boolean {
+    switch (this.wait) {
+      case WAIT_LT:
+        return chunk.indexOf('<') !== -1;
+      case WAIT_GT:
+        return chunk.indexOf('>') !== -1;
+      case WAIT_TAG: {
+        const q = quoteState(chunk, 0, this.waitQuote);
+        if (q === TAG_ENDS) return true;
+        this.waitQuote = q;
+        return false;
+      }
+      case WAIT_CDATA: {
+        const b = this.waitBrackets;
+        if (chunk.indexOf(']]>') !== -1 || (b >= 1 && chunk.startsWith(']>')) || (b >= 2 && chunk.charCodeAt(0) === GT)) return true;
+        let n = 0;
+        while (n < 2 && n < chunk.length && chunk.charCodeAt(chunk.length - 1 - n) === RBRACKET) n++;
+        this.waitBrackets = n === chunk.length ? Math.min(2, b + n) : n;
+        return false;
+      }
+      default:
+        return true;
+    }
+  }
+
   private scan(): void {
-    this.needs = '';
+    this.scans++;
+    this.wait = WAIT_NONE;
     let epoch = this.epoch;
     while (!this.closed) {
       const buf = this.buf;
@@ -345,7 +420,7 @@ export class Tokenizer {
           this.topText(buf, pos, end);
           pos = end;
         } else if (lt === -1) {
-          this.needs = '<';
+          this.wait = WAIT_LT;
           break; // text inside an element runs past this chunk: checked once complete
         } else {
           this.innerText(buf, pos, end);
@@ -357,13 +432,20 @@ export class Tokenizer {
       if (pos + 1 >= len) break;
       const c = buf.charCodeAt(pos + 1);
       let next: number;
-      if (c === SLASH) next = this.endTag(buf, pos);
-      else if (c === BANG) next = this.markup(buf, pos);
+      if (c === SLASH) {
+        next = this.endTag(buf, pos);
+        if (next === INCOMPLETE) this.wait = WAIT_GT;
+      } else if (c === BANG) next = this.markup(buf, pos);
       else if (c === QUESTION) next = this.instruction(buf, pos);
       else {
         next = this.startTag(buf, pos);
         if (next === INCOMPLETE) {
-          this.needs = '>'; // a start tag ends with one
+          // once per unfinished tag: the next look resumes where this one stops
+          const q = quoteState(buf, pos + 1, 0);
+          if (q !== TAG_ENDS) {
+            this.wait = WAIT_TAG;
+            this.waitQuote = q;
+          }
           break;
         }
       }
@@ -435,7 +517,12 @@ export class Tokenizer {
     if (buf.startsWith(cdata, lt)) {
       if (this.depth === 0) throw new StreamError('bad-format', 'CDATA between stanzas');
       const end = buf.indexOf(']]>', lt + cdata.length);
-      return end === -1 ? INCOMPLETE : end + 3;
+      if (end !== -1) return end + 3;
+      this.wait = WAIT_CDATA;
+      let n = 0;
+      while (n < 2 && buf.length - 1 - n >= lt + cdata.length && buf.charCodeAt(buf.length - 1 - n) === RBRACKET) n++;
+      this.waitBrackets = n;
+      return INCOMPLETE;
     }
     if (avail < 4 && '<!--'.startsWith(buf.slice(lt))) return INCOMPLETE;
     if (buf.startsWith('<!--', lt)) throw new StreamError('restricted-xml', 'comment');
@@ -450,7 +537,10 @@ export class Tokenizer {
     if (!(this.level === 0 && this.pristine && isDecl)) {
       throw new StreamError('restricted-xml', 'processing instruction');
     }
-    if (end === -1) return INCOMPLETE;
+    if (end === -1) {
+      if (head.length === 6) this.wait = WAIT_GT; // known to be the declaration: it ends with '?>'
+      return INCOMPLETE;
+    }
     const decl = buf.slice(lt + 5, end);
     const enc = /encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl);
     if (enc && enc[1]!.toLowerCase() !== 'utf-8') throw new StreamError('unsupported-encoding', enc[1]);
