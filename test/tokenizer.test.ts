@@ -272,12 +272,20 @@ t.test('a construct trickled in byte by byte is read once it can end, not once p
     // a scan per tag or text run that ends (a handful), not per byte (thousands)
     t.ok(scans < 40, `${name}: ${scans} scans for ${body.length} bytes`);
   }
+  // the XML declaration, before the header, with a '>' in every byte
+  {
+    const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: () => undefined, onStreamEnd: () => undefined }, { maxSize: 1 << 20, maxDepth: 16 });
+    const decl = `<?xml version='1.0' ${'>'.repeat(4000)}?>`;
+    for (const ch of decl + HEADER) tk.write(ch, true);
+    t.ok(tk.scans < 40, `the XML declaration with a > in every byte: ${tk.scans} scans for ${decl.length + HEADER.length} bytes`);
+  }
   // ']]>' split across chunks in every way still ends the CDATA section
-  for (const cut of [1, 2, 3]) {
-    const el = `<message><body><![CDATA[a]]]]></body></message>`;
-    const tk = tokenize(HEADER + el, cut);
-    t.equal(tk.elements.length, 1, `CDATA end split every ${cut} bytes`);
-    t.equal(tk.elements[0]!.raw, el);
+  for (const cut of [1, 2, 3, 4]) {
+    for (const cdataEl of [`<message><body><![CDATA[a]]]]></body></message>`, `<message><body><![CDATA[]]><![CDATA[]]]>x</body></message>`]) {
+      const tk = tokenize(HEADER + cdataEl, cut);
+      t.equal(tk.elements.length, 1, `CDATA end split every ${cut} bytes`);
+      t.equal(tk.elements[0]!.raw, cdataEl);
+    }
   }
   // errors inside a trickled tag are still found (once the tag can end), and limits still hold
   t.equal(conditionOf(HEADER + `<message a='>' b c='>'/>`, 1), 'not-well-formed', 'an attribute without a value, trickled');

@@ -52,7 +52,6 @@ export interface TokenizerHandler {
 
 const INCOMPLETE = -1;
 const UNKNOWN = -2;
-const RBRACKET = 0x5d;
 
 // What the input must bring before scanning can get further (Tokenizer.wait): a chunk that cannot
 // finish the unfinished construct is only appended.
@@ -60,14 +59,20 @@ const RBRACKET = 0x5d;
 const WAIT_NONE = 0;
 /** text inside an element: a '<' */
 const WAIT_LT = 1;
-/** an end tag or the XML declaration: a '>' */
+/** an end tag: a '>' (nothing in an end tag can hide one) */
 const WAIT_GT = 2;
 /** a start tag: a '>' outside quoted values (the quote left open so far is carried) */
 const WAIT_TAG = 3;
-/** CDATA: ']]>' (how many ']' the input so far ends with is carried) */
-const WAIT_CDATA = 4;
+/** CDATA or the XML declaration: their terminator, ']]>' or '?>' (how much of it the input ends with is carried) */
+const WAIT_TERM = 4;
 /** quoteState: the bytes hold a '>' outside quoted values */
 const TAG_ENDS = -1;
+
+/** The length of the longest start of `term` (shorter than it) that s[from..] ends with. */
+function partialEnd(s: string, from: number, term: string): number {
+  for (let k = Math.min(term.length - 1, s.length - from); k > 0; k--) if (s.endsWith(term.slice(0, k))) return k;
+  return 0;
+}
 
 /**
  * Where the bytes s[from..] of a start tag leave its quoting, starting with `quote` open (0: none):
@@ -263,8 +268,9 @@ export class Tokenizer {
   private wait = WAIT_NONE;
   /** WAIT_TAG: the quote the tag's bytes so far leave open (its code), 0 if none */
   private waitQuote = 0;
-  /** WAIT_CDATA: how many ']' (up to 2) the bytes so far end with */
-  private waitBrackets = 0;
+  /** WAIT_TERM: the terminator, and the length of its start the bytes so far end with */
+  private waitTerm = '';
+  private waitPartial = 0;
   /** times the buffer was scanned (tests: a trickled element is read once it can end, not per byte) */
   scans = 0;
   private epoch = 0;
@@ -391,17 +397,24 @@ export class Tokenizer {
         this.waitQuote = q;
         return false;
       }
-      case WAIT_CDATA: {
-        const b = this.waitBrackets;
-        if (chunk.indexOf(']]>') !== -1 || (b >= 1 && chunk.startsWith(']>')) || (b >= 2 && chunk.charCodeAt(0) === GT)) return true;
-        let n = 0;
-        while (n < 2 && n < chunk.length && chunk.charCodeAt(chunk.length - 1 - n) === RBRACKET) n++;
-        this.waitBrackets = n === chunk.length ? Math.min(2, b + n) : n;
+      case WAIT_TERM: {
+        const term = this.waitTerm;
+        // what the input ended with, and the chunk: a terminator split across chunks is found too
+        const s = this.waitPartial > 0 ? term.slice(0, this.waitPartial) + chunk : chunk;
+        if (s.indexOf(term) !== -1) return true;
+        this.waitPartial = partialEnd(s, 0, term);
         return false;
       }
       default:
         return true;
     }
+  }
+
+  /** Wait for `term` to end the construct whose content starts at buf[from]. */
+  private waitFor(term: string, buf: string, from: number): void {
+    this.wait = WAIT_TERM;
+    this.waitTerm = term;
+    this.waitPartial = partialEnd(buf, from, term);
   }
 
   private scan(): void {
@@ -518,10 +531,7 @@ export class Tokenizer {
       if (this.depth === 0) throw new StreamError('bad-format', 'CDATA between stanzas');
       const end = buf.indexOf(']]>', lt + cdata.length);
       if (end !== -1) return end + 3;
-      this.wait = WAIT_CDATA;
-      let n = 0;
-      while (n < 2 && buf.length - 1 - n >= lt + cdata.length && buf.charCodeAt(buf.length - 1 - n) === RBRACKET) n++;
-      this.waitBrackets = n;
+      this.waitFor(']]>', buf, lt + cdata.length);
       return INCOMPLETE;
     }
     if (avail < 4 && '<!--'.startsWith(buf.slice(lt))) return INCOMPLETE;
@@ -538,7 +548,7 @@ export class Tokenizer {
       throw new StreamError('restricted-xml', 'processing instruction');
     }
     if (end === -1) {
-      if (head.length === 6) this.wait = WAIT_GT; // known to be the declaration: it ends with '?>'
+      if (head.length === 6) this.waitFor('?>', buf, lt + 2); // known to be the declaration
       return INCOMPLETE;
     }
     const decl = buf.slice(lt + 5, end);
