@@ -4,8 +4,8 @@
 // stanzas (and may pause the socket they come from) until the stanza in hand is done, so order is
 // kept per direction. The fast path, no rule interested, allocates nothing and awaits nothing.
 // A rule says which stanzas each hook reads (Rule.sees); the lane asks only those rules, in table
-// order: a chat message meets the two rules that handle messages, not the eleven of the table
-// (each a call on a different object, and most only look at the name to say no).
+// order: a chat message from the client meets the two rules that handle messages, not the ten with
+// a client hook (each a call on a different object, and most only look at the name to say no).
 // The routes are made once per direction per proxy and shared by every session; a lane only points
 // at them, and so at the proxy's tally of what each rule did (counted here: an increment, no
 // allocation).
