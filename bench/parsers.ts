@@ -25,7 +25,7 @@ import type { RuleContext } from '../src/rules/types.js';
 import { silentLogger } from '../src/log.js';
 import { parseJid } from '../src/xmpp/jid.js';
 import { STREAM_HEADER, corpus, type Corpus } from './corpus.js';
-import { QUICK, cpuSeconds, envNumber } from './common.js';
+import { QUICK, cpuSeconds, envNumber, median } from './common.js';
 
 export interface VariantInfo {
   name: string;
@@ -245,11 +245,6 @@ function runnerOf(name: string): (c: Corpus, header: Buffer) => number | Promise
     case 'proxy-path': return proxyPath;
     default: throw new Error(`unknown variant ${name}`);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function runVariant(name: string, stanzas: number, warmupSeconds: number, rounds: number): Promise<VariantResult> {

@@ -16,7 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { QUICK, RESULTS } from './common.js';
+import { QUICK, RESULTS, median } from './common.js';
 import { corpus } from './corpus.js';
 import { runChat, type ChatResult } from './chat.js';
 import { runEjabberd, type EjabberdResult } from './ejabberd.js';
@@ -104,10 +104,6 @@ function pairRows(leg: string, p: BoxResult | undefined, r: BoxResult | undefine
   };
   latencyRow('added round trip p50 over direct', p.latency.addedP50us, r.latency.addedP50us, !paired);
   if (paired) {
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
-    };
     const n = paired.rounds.length;
     out.push({
       figure: `(e) relayed stanzas per CPU-second, ${n} rounds in turns (median ratio), ${leg}`,

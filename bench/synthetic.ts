@@ -6,7 +6,7 @@
 // at the sink.
 import { once } from 'node:events';
 import type net from 'node:net';
-import { Child, QUICK, connect, cpuSeconds, envNumber, login, startChild, syscallsPer } from './common.js';
+import { Child, QUICK, connect, cpuSeconds, envNumber, login, median, startChild, syscallsPer } from './common.js';
 import { corpus, type Corpus } from './corpus.js';
 import type { MiddleboxRun } from './common.js';
 import { marker, startStub, type Stub } from './stub-backend.js';
@@ -87,11 +87,6 @@ async function measure(p: Path, stub: Stub, c: Corpus, seconds: number): Promise
     readsPerStanza: syscallsPer(s0, s1, stanzas).reads,
     writesPerStanza: syscallsPer(s0, s1, stanzas).writes,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function runSynthetic(log: (s: string) => void): Promise<SyntheticResult> {

@@ -30,7 +30,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { CERTS, freePort, waitForPort } from '../test/harness/common.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
-import { QUICK, ROOT, calm, connect, cpuSeconds, envNumber, login, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
+import { QUICK, ROOT, calm, connect, cpuSeconds, envNumber, login, median, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
 import { PingPong, loadRound, summarize, type Latency } from './ejabberd.js';
 
 const DOMAIN = 'capulet.lit';
@@ -350,11 +350,6 @@ async function latencyPhase(box: Box, directPort: number, user: string, total: n
   }
 }
 
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 /** What the logins in turns need: the backend's pid, accounts per box (warm-up, then per round). */
 interface PairedLoginPlan {
   beam: number | undefined;
@@ -389,7 +384,7 @@ async function pairedLogins(raw: Box, proxy: Box, rounds: number, plan: PairedLo
     const f = (x: LoginPhase) => `${x.perSecond.toFixed(0)}/s ${(x.cpuPerLoginUs / 1e3).toFixed(2)} ms`;
     log(`  paired logins ${n + 1}: first raw ${f(r.first.raw)}, proxy-off ${f(r.first.proxy)}; second raw ${f(r.second.raw)}, proxy-off ${f(r.second.proxy)}`);
   }
-  const ratio = (get: (x: PairedLogins['rounds'][number]) => [number, number]) => medianOf(out.map((x) => get(x)[0] / get(x)[1]));
+  const ratio = (get: (x: PairedLogins['rounds'][number]) => [number, number]) => median(out.map((x) => get(x)[0] / get(x)[1]));
   return {
     rounds: out,
     firstRate: ratio((x) => [x.first.proxy.perSecond, x.first.raw.perSecond]),
@@ -419,7 +414,7 @@ async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { ra
     measured.push({ raw: r, proxy: p });
     log(`  paired round ${n + 1}: raw ${(r / 1e3).toFixed(1)} k, proxy-off ${(p / 1e3).toFixed(1)} k stanzas/CPU-s (${(p / r).toFixed(2)})`);
   }
-  const median = medianOf(measured.map((m) => m.proxy / m.raw));
+  const relayRatio = median(measured.map((m) => m.proxy / m.raw));
   const make = async (port: number, user: string, tag: string) => {
     const sock = await connect(port);
     const { jid } = await login(sock, DOMAIN, user, PASSWORD, tag);
@@ -435,7 +430,7 @@ async function pairedPhase(raw: Box, proxy: Box, directPort: number, users: { ra
     log(`  paired latency: added p50 raw ${latency.rawAddedP50us.toFixed(0)} µs, proxy-off ${latency.proxyAddedP50us.toFixed(0)} µs (direct ${latency.directP50us.toFixed(0)} µs)`);
     const stolen = steal.stolen();
     log(`  paired steal: ${(stolen * 100).toFixed(1)}%${stolen > STEAL_WARN ? ' (figures unreliable)' : ''}`);
-    return { rounds: measured, relayRatio: median, latency, steal: stolen, ...(loginResult ? { logins: loginResult } : {}) };
+    return { rounds: measured, relayRatio, latency, steal: stolen, ...(loginResult ? { logins: loginResult } : {}) };
   } finally {
     for (const p of paths) p.sock.destroy();
   }

@@ -32,7 +32,7 @@ function noop(): void {}
 const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
 
 /** 0 message, 1 presence, 2 iq, 3 anything else (a nonza from the backend: only the rules that declare no kinds see it) */
-function kindOf(s: Stanza): number {
+export function kindOf(s: Stanza): number {
   const n = s.name;
   return n === 'message' ? 0 : n === 'presence' ? 1 : n === 'iq' ? 2 : 3;
 }

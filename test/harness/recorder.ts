@@ -2,7 +2,8 @@
 // requests, so that the fixture tests run the rule code the proxy runs, without a socket.
 import type { Element } from 'ltx';
 import jidLib from '@xmpp/jid';
-import type { Rule, RuleContext, StanzaKind } from '../../src/rules/types.js';
+import type { Rule, RuleContext } from '../../src/rules/types.js';
+import { kindOf, laneRoutes } from '../../src/session/pipeline.js';
 import { silentLogger } from '../../src/log.js';
 import { parseElement, stripWhitespace, xml, canonicalXml } from '../../src/stream/xml.js';
 import { stanzaOf } from '../../src/stream/stanza.js';
@@ -76,16 +77,15 @@ export async function bind(rules: Rule[], rec: Recorder): Promise<void> {
 }
 
 /**
- * Offer a stanza to the rules, in order, the way a lane does (only to the hooks that read its kind,
- * Rule.sees); returns whether one claimed it.
+ * Offer a stanza to the rules, in order, through the routes a lane uses (laneRoutes: only the hooks
+ * that read its kind, Rule.sees); returns whether one claimed it.
  */
 export async function offer(rules: Rule[], rec: Recorder, el: Element, from: 'client' | 'backend'): Promise<boolean> {
   const s = stanzaOf(el);
-  for (const r of rules) {
-    const hook = from === 'client' ? r.fromClient : r.fromBackend;
-    const sees = from === 'client' ? r.sees?.client : r.sees?.backend;
-    if (sees !== undefined && !sees.includes(s.name as StanzaKind)) continue;
-    if (hook && (await hook.call(r, s, rec.ctx)) === true) return true;
+  const routes = laneRoutes(rules, from);
+  for (const i of routes.byKind[kindOf(s)]!) {
+    const r = routes.rules[i]!;
+    if ((await (from === 'client' ? r.fromClient! : r.fromBackend!).call(r, s, rec.ctx)) === true) return true;
   }
   return false;
 }
