@@ -75,7 +75,7 @@ export class Proxy {
     this.credentials = config.tlsCert && config.tlsKey ? new TlsCredentials(config.tlsCert, config.tlsKey) : undefined;
     this.traces = new Set(config.trace ?? []);
     // only when served: the default metrics observe GC and the event loop for the process's life
-    this.metrics = config.adminListen ? new Metrics({ tally: this.rules.tally, bytes: () => this.bytes() }) : undefined;
+    this.metrics = config.adminListen ? new Metrics({ tally: { client: this.rules.client.tally, backend: this.rules.backend.tally }, bytes: () => this.bytes() }) : undefined;
     this.probe = new ReadinessProbe(config, config.serviceJid ? config.serviceJid.slice(config.serviceJid.indexOf('@') + 1) : 'localhost');
     this.upstreamCa = config.upstreamCa ? readFileSync(config.upstreamCa) : undefined;
     this.service =

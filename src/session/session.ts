@@ -32,7 +32,6 @@ import { IqTracker, type TrackerOwner } from './tracker.js';
 import { HeaderClock, type HeaderClockOwner } from './header-clock.js';
 import type { SessionMeter } from './meter.js';
 import { RewriteTrace } from './rewrite-trace.js';
-import type { LaneTally } from './tally.js';
 import type { TlsCredentials } from '../tls-credentials.js';
 
 type Phase = 'header' | 'preauth' | 'sasl' | 'authed' | 'bound' | 'closed';
@@ -46,8 +45,6 @@ export interface RuleTable {
   onBound: readonly Rule[];
   onClose: readonly Rule[];
   features: readonly Element[];
-  /** what the lanes of each direction did, over every session (metrics) */
-  tally: { client: LaneTally; backend: LaneTally };
 }
 
 export function ruleTable(rules: readonly Rule[]): RuleTable {
@@ -57,7 +54,6 @@ export function ruleTable(rules: readonly Rule[]): RuleTable {
     all: rules,
     client,
     backend,
-    tally: { client: client.tally, backend: backend.tally },
     onBound: rules.filter((r) => r.onBound),
     onClose: rules.filter((r) => r.onClose),
     features: rules.flatMap((r) => r.features ?? []),

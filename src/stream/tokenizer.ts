@@ -57,14 +57,14 @@ const UNKNOWN = -2;
 // finish the unfinished construct is only appended.
 /** anything: scan every chunk */
 const WAIT_NONE = 0;
-/** text inside an element: a '<' */
-const WAIT_LT = 1;
-/** an end tag: a '>' (nothing in an end tag can hide one) */
-const WAIT_GT = 2;
 /** a start tag: a '>' outside quoted values (the quote left open so far is carried) */
-const WAIT_TAG = 3;
-/** CDATA or the XML declaration: their terminator, ']]>' or '?>' (how much of it the input ends with is carried) */
-const WAIT_TERM = 4;
+const WAIT_TAG = 1;
+/**
+ * what ends the construct: '<' for text inside an element, '>' for an end tag (nothing in one can
+ * hide it), ']]>' for CDATA, '?>' for the XML declaration (how much of it the input ends with is
+ * carried)
+ */
+const WAIT_TERM = 2;
 /** quoteState: the bytes hold a '>' outside quoted values */
 const TAG_ENDS = -1;
 
@@ -387,10 +387,6 @@ export class Tokenizer {
   /** Can `chunk`, appended, finish what the input waits for (this.wait)? Carries the wait's state. */
   private mayFinish(chunk: string): boolean {
     switch (this.wait) {
-      case WAIT_LT:
-        return chunk.indexOf('<') !== -1;
-      case WAIT_GT:
-        return chunk.indexOf('>') !== -1;
       case WAIT_TAG: {
         const q = quoteState(chunk, 0, this.waitQuote);
         if (q === TAG_ENDS) return true;
@@ -433,7 +429,7 @@ export class Tokenizer {
           this.topText(buf, pos, end);
           pos = end;
         } else if (lt === -1) {
-          this.wait = WAIT_LT;
+          this.waitFor('<', buf, len);
           break; // text inside an element runs past this chunk: checked once complete
         } else {
           this.innerText(buf, pos, end);
@@ -447,7 +443,7 @@ export class Tokenizer {
       let next: number;
       if (c === SLASH) {
         next = this.endTag(buf, pos);
-        if (next === INCOMPLETE) this.wait = WAIT_GT;
+        if (next === INCOMPLETE) this.waitFor('>', buf, len);
       } else if (c === BANG) next = this.markup(buf, pos);
       else if (c === QUESTION) next = this.instruction(buf, pos);
       else {
