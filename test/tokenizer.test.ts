@@ -100,6 +100,49 @@ t.test('non-ASCII attribute values are decoded', async (t) => {
   t.same(mixed.elements[1]!.attrs, { id: 'p' });
 });
 
+t.test('a top-level tag keeps every attribute, common names or not, in any order', async (t) => {
+  const ev = tokenize(
+    HEADER +
+      "<iq xmlns:p='urn:p' p:a='1' type='get' xml:lang='en' b='2' id='q' from='a@b/c' to='b' xmlns='jabber:client'/>" +
+      "<message b='&amp;'/><presence/>",
+    5,
+  );
+  const iq = ev.elements[0]!.attrs;
+  t.same(iq, { 'xmlns:p': 'urn:p', 'p:a': '1', type: 'get', 'xml:lang': 'en', b: '2', id: 'q', from: 'a@b/c', to: 'b', xmlns: 'jabber:client' });
+  t.same(Object.keys(iq).sort(), ['b', 'from', 'id', 'p:a', 'to', 'type', 'xml:lang', 'xmlns', 'xmlns:p'], 'nothing else, nothing undefined');
+  t.same(ev.elements[1]!.attrs, { b: '&' });
+  t.same(Object.keys(ev.elements[2]!.attrs), [], 'the next stanza gets none of them');
+});
+
+t.test('open elements spanning writes, with other tokenizers scanning in between, still match their end tags', async (t) => {
+  // the names of open elements are kept in one array for every tokenizer while a scan runs
+  const deep = "<message><a><bb><ccc xmlns='urn:c'><dddd/><eeeee>x</eeeee></ccc></bb></a></message>";
+  const seen: string[][] = [[], [], []];
+  const make = (k: number, onElement?: () => void) =>
+    new Tokenizer({ onStreamStart: () => undefined, onElement: (s) => { seen[k]!.push(s.raw); onElement?.(); }, onStreamEnd: () => undefined }, { maxSize: 4096, maxDepth: 16 });
+  const third = make(2);
+  third.write(HEADER, true);
+  // the second one's handler makes the third scan (a whole element) while the second is at depth 0
+  const pair = [make(0), make(1, () => third.write(deep, true))];
+  for (const tk of pair) tk.write(HEADER, true);
+  for (let i = 0; i < deep.length; i += 3) for (const tk of pair) tk.write(deep.slice(i, i + 3), true);
+  t.same(seen[0], [deep]);
+  t.same(seen[1], [deep]);
+  t.same(seen[2], [deep]);
+  // a mismatch after a split is still found, whoever scanned in between
+  const bad = make(0);
+  bad.write(HEADER + '<message><a><b>', true);
+  make(1).write(HEADER + '<x><y><z></z></y></x>', true);
+  let condition = 'none';
+  try {
+    bad.write('</a></b></message>', true);
+  } catch (err) {
+    if (!(err instanceof StreamError)) throw err;
+    condition = err.condition;
+  }
+  t.equal(condition, 'not-well-formed', 'the mismatch is a stream error');
+});
+
 t.test('what is looked for once per buffer (references, "<", "]]>") is found wherever it comes', async (t) => {
   // several clean values and text nodes, then the one that breaks the rule: each time in one chunk
   const clean = "<message to='a@b' id='1'><body>one</body><x xmlns='urn:x' y='2'>two</x></message>";

@@ -10,6 +10,7 @@
 // at them, and so at the proxy's tally of what each rule did (counted here: an increment, no
 // allocation).
 import { performance } from 'node:perf_hooks';
+import { inputTime } from '../stream/connection.js';
 import type { Stanza } from '../stream/stanza.js';
 import type { Rule, RuleContext, StanzaKind, Verdict } from '../rules/types.js';
 import { LaneTally } from './tally.js';
@@ -70,7 +71,7 @@ export class Lane {
   /** the verdict of the stanza in hand, while a rule is busy with it */
   private current: Promise<unknown> | undefined;
   private stopped = false;
-  /** when the stanza in hand entered the rules (performance.now()) */
+  /** when the stanza in hand entered the rules (performance.now() of its input chunk: inputTime) */
   private startedAt = 0;
   /** set while the session's user is traced (--trace): what the stanza in hand became */
   trace: RewriteTrace | undefined;
@@ -101,7 +102,7 @@ export class Lane {
   }
 
   private start(stanza: Stanza): void {
-    this.startedAt = performance.now();
+    this.startedAt = inputTime();
     const trace = this.trace;
     const order = this.routes.byKind[kindOf(stanza)]!;
     if (trace === undefined) return this.run(stanza, order, 0);

@@ -14,12 +14,16 @@ export const DQUOTE = 0x22; // "
 export const SQUOTE = 0x27; // '
 export const COLON = 0x3a; // :
 
-export const NAME_START = 1;
-export const NAME_CHAR = 2;
-export const WHITESPACE = 4;
+// Not exported, on purpose: a module's exported (and imported) bindings live in cells that optimized
+// code loads and checks for initialization at every use, here once per character scanned; a private
+// constant is folded into the code. Modules that scan (tokenizer.ts) take local copies of what they
+// import from here for the same reason.
+const NAME_START = 1;
+const NAME_CHAR = 2;
+const WHITESPACE = 4;
 
 /** Per-code-unit class bits for code units < 256 (latin1 view of UTF-8 bytes, or ASCII text). */
-export const CLASS = new Uint8Array(256);
+const CLASS = new Uint8Array(256);
 for (let c = 0; c < 256; c++) {
   const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
   if (letter || c === 0x5f /* _ */ || c === COLON || c >= 0x80) CLASS[c] |= NAME_START | NAME_CHAR;

@@ -4,6 +4,7 @@
 // politely (stream error, then our footer, then the transport). It knows nothing about SASL,
 // binding or rules, nor which transport it is on.
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Element } from 'ltx';
 import { textToBytes } from './chars.js';
 import { NS_STREAMS, StreamError, type StreamErrorCondition } from './errors.js';
@@ -32,10 +33,23 @@ const CLOSE_GRACE_MS = 2000;
 // awaited work, a timer) is flushed on the next tick, as before.
 let inputDepth = 0;
 let batched: XmlStream[] = [];
+/** performance.now() when the chunk being parsed was first asked its time (-1: not yet) */
+let inputAt = -1;
 
 /** An input chunk is about to be parsed (framings call this around their tokenizer's write). */
 export function beginInput(): void {
-  inputDepth++;
+  if (inputDepth++ === 0) inputAt = -1;
+}
+
+/**
+ * performance.now(), read once per input chunk: what the stanzas of one chunk are timed from (the
+ * rule lanes' durations), instead of a clock read per stanza (about 1.5% of a relayed message's
+ * cost). Outside a chunk (a rule's awaited work, a timer) the clock itself.
+ */
+export function inputTime(): number {
+  if (inputDepth === 0) return performance.now();
+  if (inputAt < 0) inputAt = performance.now();
+  return inputAt;
 }
 
 /** The chunk is parsed: flush what it made. */

@@ -25,10 +25,14 @@
 import { StreamError } from './errors.js';
 import { Stanza } from './stanza.js';
 import type { Attrs } from './xml.js';
-import {
-  BANG, COLON, DQUOTE, EQ, GT, QUESTION, SLASH, SQUOTE,
-  bytesToText, classifyEntity, isNameChar, isNameStart, isWhitespace, unescapeXml,
-} from './chars.js';
+import * as chars from './chars.js';
+
+// Local copies of what the scan uses from chars.ts: an imported binding is a module cell, which
+// optimized code loads and checks for initialization at every use (for the character tests, once
+// per character scanned: about a third of a tag's instructions, counted under callgrind); a
+// module-private constant is folded into the code and its function inlined as a known target.
+const { BANG, COLON, DQUOTE, EQ, GT, LT, QUESTION, SLASH, SQUOTE } = chars;
+const { bytesToText, classifyEntity, isNameChar, isNameStart, isWhitespace, unescapeXml } = chars;
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
 
@@ -101,6 +105,18 @@ const HIGH_BYTES = /[\x80-\xff]/g;
 /** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
 const NO_NAMES: string[] = [];
 Object.freeze(NO_NAMES);
+/**
+ * The names of the open elements of the element being read, indexed by depth: one array for every
+ * tokenizer, as SEEN, instead of an array per stanza (an allocation and its backing store for each,
+ * about 2% of a relayed message's cost). A handler runs only between top-level elements (depth 0),
+ * so a tokenizer that a handler makes scan finds none of another's names in it. An element still
+ * open when a scan ends keeps a copy of its names (Tokenizer.held); `openUsed` is how far the array
+ * was written since it was last cleared (its names are slices of the input: kept, they would keep
+ * the chunk).
+ */
+const OPEN: string[] = [];
+let openUsed = 0;
+
 /** what nearly every stream header declares: shared, not an array per stream */
 const STREAM_ONLY: readonly string[] = Object.freeze(['stream']);
 /** between top-level elements: nothing kept of the last one (each stanza gets its own object) */
@@ -168,6 +184,27 @@ function commonAttr(buf: string, from: number, to: number): number {
   }
 }
 
+/**
+ * A top-level tag's attributes as one object: the common ones (bits of `common`, COMMON_ATTRS order)
+ * stored by name, then the others in the order they came.
+ */
+function attrsOf(
+  common: number, to: string | undefined, from: string | undefined, id: string | undefined,
+  type: string | undefined, xmlns: string | undefined, lang: string | undefined, rest: Attrs | undefined,
+): Attrs {
+  const a: Attrs = {};
+  if (common !== 0) {
+    if (to !== undefined) a.to = to;
+    if (from !== undefined) a.from = from;
+    if (id !== undefined) a.id = id;
+    if (type !== undefined) a.type = type;
+    if (xmlns !== undefined) a.xmlns = xmlns;
+    if (lang !== undefined) a['xml:lang'] = lang;
+  }
+  if (rest !== undefined) for (const k in rest) a[k] = rest[k]!;
+  return a;
+}
+
 /** message, presence or iq at buf[from, to), as a constant (compared by identity downstream). */
 function stanzaName(buf: string, from: number, to: number): string | undefined {
   switch (to - from) {
@@ -228,7 +265,8 @@ export class Tokenizer {
   /** open elements inside the current top-level element (0: between top-level elements) */
   private depth = 0;
   private start = -1;
-  private names: string[] = NO_NAMES;
+  /** the names of the open elements (depth of them) between scans, while an element spans writes */
+  private held: readonly string[] | undefined;
   /** namespace prefixes declared by open elements, with the depth of the element declaring them */
   private scopes: Array<{ depth: number; prefixes: Prefixes }> | undefined;
   private topName = '';
@@ -309,6 +347,7 @@ export class Tokenizer {
     } catch (err) {
       this.closed = true;
       this.buf = '';
+      this.held = undefined;
       throw err;
     }
   }
@@ -328,7 +367,7 @@ export class Tokenizer {
     this.level = this.framed ? 1 : 0;
     this.depth = 0;
     this.start = -1;
-    this.names = NO_NAMES;
+    this.held = undefined;
     this.scopes = undefined;
     this.pristine = true;
     this.wait = WAIT_NONE;
@@ -416,13 +455,35 @@ export class Tokenizer {
   private scan(): void {
     this.scans++;
     this.wait = WAIT_NONE;
+    const held = this.held;
+    if (held !== undefined) {
+      for (let k = 0; k < held.length; k++) OPEN[k] = held[k]!;
+      if (held.length > openUsed) openUsed = held.length;
+      this.held = undefined;
+    }
+    try {
+      this.scanBuffer();
+    } finally {
+      this.hold();
+    }
+  }
+
+  /** The scan is over: an element still open keeps its names; the shared array keeps none. */
+  private hold(): void {
+    if (this.depth > 0 && !this.closed) this.held = OPEN.slice(0, this.depth);
+    for (let k = 0; k < openUsed; k++) OPEN[k] = '';
+    openUsed = 0;
+  }
+
+  private scanBuffer(): void {
     let epoch = this.epoch;
     while (!this.closed) {
       const buf = this.buf;
       const len = buf.length;
       let pos = this.pos;
       if (pos >= len) break;
-      const lt = buf.indexOf('<', pos);
+      // most constructs follow one another directly ('><body>', '</body></message>'): no search
+      const lt = buf.charCodeAt(pos) === LT ? pos : buf.indexOf('<', pos);
       if (lt !== pos) {
         const end = lt === -1 ? len : lt;
         if (this.depth === 0) {
@@ -569,16 +630,14 @@ export class Tokenizer {
       }
       throw nwf(`unexpected end tag </${buf.slice(lt + 2, nameEnd)}>`);
     }
-    const open = this.names[this.depth - 1]!;
+    const open = OPEN[this.depth - 1]!;
     if (!sameName(buf, lt + 2, nameEnd, open)) throw nwf(`end tag </${buf.slice(lt + 2, nameEnd)}> does not match <${open}>`);
-    this.names.pop();
     if (this.scopes !== undefined && this.scopes[this.scopes.length - 1]!.depth === this.depth) {
       this.scopes.pop();
       if (this.scopes.length === 0) this.scopes = undefined;
     }
     this.depth--;
     if (this.depth === 0) {
-      this.names = NO_NAMES; // drop the array storage between top-level elements
       this.emit(buf, gt + 1);
     }
     return gt + 1;
@@ -612,7 +671,12 @@ export class Tokenizer {
     const nameEnd = i;
     const top = this.depth === 0; // a stream header or a top-level element: attributes are kept
     const wantChildNs = this.depth === 1 && this.childName === undefined;
-    const attrs: Attrs | undefined = top ? {} : undefined;
+    // a top-level tag's attributes: the common ones held in locals and stored by name once the tag
+    // is read (attrsOf), the rest in `rest`. Stored one by one under a computed key, they cost about
+    // half a microsecond per stanza (a keyed store that sees every shape of attribute object).
+    let aTo: string | undefined, aFrom: string | undefined, aId: string | undefined;
+    let aType: string | undefined, aXmlns: string | undefined, aLang: string | undefined;
+    let rest: Attrs | undefined;
     let declaring: string[] | undefined; // prefixes this tag declares
     let prefixed: string[] | undefined; // prefixed attribute names
     let childNs: string | undefined;
@@ -678,17 +742,27 @@ export class Tokenizer {
         } else if (attrColon !== -1) {
           (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
         }
-        if (attrs !== undefined) attrName = this.text(buf, nameStart, attrEnd);
+        if (top) attrName = this.text(buf, nameStart, attrEnd);
       }
-      if (attrs !== undefined) {
-        const value = this.text(buf, valueStart, close);
-        attrs[attrName] = refs ? unescapeXml(value) : value;
+      if (top) {
+        const text = this.text(buf, valueStart, close);
+        const value = refs ? unescapeXml(text) : text;
+        switch (known) {
+          case 0: aTo = value; break;
+          case 1: aFrom = value; break;
+          case 2: aId = value; break;
+          case 3: aType = value; break;
+          case XMLNS: aXmlns = value; break;
+          case 5: aLang = value; break;
+          default: (rest ??= {})[attrName] = value;
+        }
       } else if (wantChildNs && known === XMLNS) {
         const value = this.text(buf, valueStart, close);
         childNs = refs ? unescapeXml(value) : value;
       }
     }
     if (seenCount !== 0) forgetSeen();
+    const attrs = top ? attrsOf(common, aTo, aFrom, aId, aType, aXmlns, aLang, rest) : undefined;
     const declared = declaring === undefined ? undefined : lookup(declaring);
     if (colon !== -1) this.checkPrefix(buf.slice(lt + 1, nameEnd), declared, false);
     if (prefixed !== undefined) for (const a of prefixed) this.checkPrefix(a, declared, true);
@@ -718,8 +792,8 @@ export class Tokenizer {
       if (top) this.emit(buf, i);
       return i;
     }
-    if (this.names === NO_NAMES) this.names = [];
-    this.names.push(name);
+    OPEN[this.depth] = name;
+    if (this.depth >= openUsed) openUsed = this.depth + 1;
     this.depth++;
     if (declared !== undefined) (this.scopes ??= []).push({ depth: this.depth, prefixes: declared });
     return i;
