@@ -2,7 +2,11 @@
 // layer uses to make elements. The tokenizer only scans (cheap); a tree is built on demand, when a
 // rule or the session needs to look inside a stanza (see Stanza.el).
 import { Element } from 'ltx';
-import { BANG, GT, QUESTION, SLASH, isWhitespace, ownString, unescapeXml } from './chars.js';
+import * as chars from './chars.js';
+
+// Local copies, as in tokenizer.ts: an imported binding is a module cell that optimized code reloads
+// and checks at every use (here per character of every tree built).
+const { BANG, GT, QUESTION, SLASH, isWhitespace, ownString, unescapeXml } = chars;
 
 export { Element };
 
