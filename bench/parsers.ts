@@ -131,7 +131,7 @@ function saxRunner(xmlns: boolean, build = false): Runner {
 }
 
 /** Enough of a net.Socket for XmlStream: 'data' is emitted by hand, writes are turned into bytes and counted. */
-class FakeSocket extends EventEmitter {
+export class FakeSocket extends EventEmitter {
   written = 0;
   write(data: string, enc: BufferEncoding): boolean {
     this.written += Buffer.from(data, enc).length; // what socket.write(string) does before the syscall
@@ -143,7 +143,7 @@ class FakeSocket extends EventEmitter {
   destroy(): void {}
 }
 
-const LIMITS = { maxSize: 262144, maxDepth: 64 };
+export const LIMITS = { maxSize: 262144, maxDepth: 64 };
 
 function tokenizerRunner(el: boolean, serialize: boolean): Runner {
   return (c, header) => {
@@ -172,6 +172,24 @@ function tokenizerRunner(el: boolean, serialize: boolean): Runner {
   };
 }
 
+/** A bound session's rule context whose backend never answers (no rule's onBound has run). */
+export function boundContext(full: string): RuleContext {
+  const jid = parseJid(full)!;
+  const noop = (): void => undefined;
+  return {
+    jid,
+    bare: jid.bare().toString(),
+    domain: jid.domain,
+    sessionId: 'bench',
+    log: silentLogger,
+    state: new Map(),
+    toClient: noop,
+    toBackend: noop,
+    request: () => Promise.reject(new Error('no backend in this benchmark')),
+    endSession: noop,
+  };
+}
+
 /**
  * What a bound session does with a client stanza, minus the sockets: XmlStream (UTF-8 check, tokenizer,
  * Stanza), the session's bound dispatch (isStanza -> lane), the default rule table, forward of the raw
@@ -185,20 +203,7 @@ async function proxyPath(c: Corpus, header: Buffer): Promise<number> {
   const backend = new XmlStream(new TcpFraming(backendSock as unknown as Socket, LIMITS), {
     onStreamStart: noop, onElement: noop, onStreamEnd: noop, onViolation: noop, onClose: noop,
   });
-  // a bound session's context whose backend never answers (no rule's onBound has run)
-  const jid = parseJid('juliet@capulet.lit/balcony')!;
-  const ctx: RuleContext = {
-    jid,
-    bare: jid.bare().toString(),
-    domain: 'capulet.lit',
-    sessionId: 'bench',
-    log: silentLogger,
-    state: new Map(),
-    toClient: noop,
-    toBackend: noop,
-    request: () => Promise.reject(new Error('no backend in this benchmark')),
-    endSession: noop,
-  };
+  const ctx = boundContext('juliet@capulet.lit/balcony');
   let count = 0;
   const host: LaneHost = {
     laneForward: (_from, s) => {
