@@ -107,8 +107,8 @@ const NO_NAMES: string[] = [];
 Object.freeze(NO_NAMES);
 /**
  * The names of the open elements of the element being read, indexed by depth: one array for every
- * tokenizer, as SEEN, instead of an array per stanza (an allocation and its backing store for each,
- * about 2% of a relayed message's cost). A handler runs only between top-level elements (depth 0),
+ * tokenizer, as SEEN, instead of an array per stanza (an allocation and its backing store for
+ * each). A handler runs only between top-level elements (depth 0),
  * so a tokenizer that a handler makes scan finds none of another's names in it. An element still
  * open when a scan ends keeps a copy of its names (Tokenizer.held); `openUsed` is how far the array
  * was written since it was last cleared (its names are slices of the input: kept, they would keep
@@ -672,8 +672,8 @@ export class Tokenizer {
     const top = this.depth === 0; // a stream header or a top-level element: attributes are kept
     const wantChildNs = this.depth === 1 && this.childName === undefined;
     // a top-level tag's attributes: the common ones held in locals and stored by name once the tag
-    // is read (attrsOf), the rest in `rest`. Stored one by one under a computed key, they cost about
-    // half a microsecond per stanza (a keyed store that sees every shape of attribute object).
+    // is read (attrsOf), the rest in `rest`; stored one by one under a computed key, each went
+    // through one keyed store that saw every shape of attributes object (a generic, slow store)
     let aTo: string | undefined, aFrom: string | undefined, aId: string | undefined;
     let aType: string | undefined, aXmlns: string | undefined, aLang: string | undefined;
     let rest: Attrs | undefined;
