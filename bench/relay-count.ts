@@ -2,7 +2,8 @@
 // message per chunk in each direction, as bench (e)'s relay phase sends them, through what a bound
 // session runs (TcpFraming's checks, the tokenizer, XmlStream, both rule lanes with the default
 // rules, the batched write), minus the sockets. Wall-clock time on a VM with host steal moves by
-// more than the changes it should show; instructions do not (two runs agree within 0.5%):
+// more than the changes it should show; instructions much less (runs of one build agree within
+// 2-10%: what V8 optimizes, and when, varies between runs):
 //
 //   for K in 20 60; do K=$K valgrind --tool=callgrind --smc-check=all-non-file \
 //     --callgrind-out-file=/dev/null node dist/bench/relay-count.js 2>&1 | grep refs; done
