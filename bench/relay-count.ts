@@ -76,12 +76,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const iterations = envNumber('K', 60);
   const { client, backend } = messages(n);
   const relay = relayPath();
+  const measured = Math.max(1, Math.floor(iterations / 3));
   let last = process.cpuUsage();
   for (let k = 0; k < iterations; k++) {
-    if (k === iterations - Math.max(1, Math.floor(iterations / 3))) last = process.cpuUsage();
+    if (k === iterations - measured) last = process.cpuUsage();
     for (let i = 0; i < n; i++) relay(client[i]!, backend[i]!);
   }
-  const measured = Math.max(1, Math.floor(iterations / 3));
   const perCrossing = (cpuSeconds(process.cpuUsage(last)) * 1e9) / (measured * n * 2);
   process.stdout.write(`${perCrossing.toFixed(0)} ns of CPU per crossing (last ${measured} of ${iterations} iterations)\n`);
 }

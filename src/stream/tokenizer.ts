@@ -102,17 +102,16 @@ function quoteState(s: string, from: number, quote: number): number {
   return quote;
 }
 const HIGH_BYTES = /[\x80-\xff]/g;
-/** shared empty array, replaced (never mutated) on first use, so idle streams hold no array storage */
+/** no prefixes declared: one shared, frozen empty list, so a stream that declares none holds no array */
 const NO_NAMES: string[] = [];
 Object.freeze(NO_NAMES);
 /**
  * The names of the open elements of the element being read, indexed by depth: one array for every
  * tokenizer, as SEEN, instead of an array per stanza (an allocation and its backing store for
- * each). A handler runs only between top-level elements (depth 0),
- * so a tokenizer that a handler makes scan finds none of another's names in it. An element still
- * open when a scan ends keeps a copy of its names (Tokenizer.held); `openUsed` is how far the array
- * was written since it was last cleared (its names are slices of the input: kept, they would keep
- * the chunk).
+ * each). A handler runs only between top-level elements (depth 0), so a tokenizer that a handler
+ * makes scan finds none of another's names in it. An element still open when a scan ends keeps a
+ * copy of its names (Tokenizer.held); `openUsed` is how far the array was written since it was last
+ * cleared (its names are slices of the input: kept, they would keep the chunk).
  */
 const OPEN: string[] = [];
 let openUsed = 0;
