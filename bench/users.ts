@@ -62,6 +62,8 @@ export interface LoginPhase {
 }
 
 export interface BoxResult {
+  /** the freshly started process's first logins (the warm-up's first logins, before any other): what a restarted instance costs */
+  fresh?: LoginPhase;
   first: LoginPhase;
   second: LoginPhase;
   idle: Array<{ sessions: number; rssPerSessionKiB: number }>;
@@ -355,6 +357,8 @@ interface PairedLoginPlan {
   beam: number | undefined;
   concurrency: number;
   warm: (box: BoxName) => string[];
+  /** rounds of second logins of the warm-up accounts after their first logins */
+  warmRounds: number;
   round: (box: BoxName, n: number) => string[];
 }
 
@@ -371,7 +375,12 @@ async function pairedLogins(raw: Box, proxy: Box, rounds: number, plan: PairedLo
     await quiet([plan.beam, ...raw.pids, ...proxy.pids]);
     return p;
   };
-  for (const box of [raw, proxy]) if (plan.warm(box.name).length > 0) await phase(box, plan.warm(box.name), 'warm');
+  for (const box of [raw, proxy]) {
+    const warm = plan.warm(box.name);
+    if (warm.length === 0) continue;
+    await phase(box, warm, 'warm');
+    for (let n = 0; n < plan.warmRounds; n++) await phase(box, warm, `warm${n}`);
+  }
   const out: PairedLogins['rounds'] = [];
   for (let n = 0; n < rounds; n++) {
     const order = n % 2 === 0 ? [raw, proxy] : [proxy, raw];
@@ -448,9 +457,13 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
   const maxIdle = idleSizes[idleSizes.length - 1] ?? 0;
   // accounts: one set per middlebox for its logins (a first login is a first login for the proxy)
   const loginUsers = (name: BoxName) => Array.from({ length: logins }, (_, i) => `l${name.replaceAll('-', '')}${i}`);
-  // before the measured logins, first logins of accounts of their own: the figures are a running
-  // process's, not its first seconds' (JIT compilation, the heap growing to its working size)
-  const warmup = envNumber('BENCH_USERS_WARMUP', QUICK ? 20 : 200, 0);
+  // before the measured logins, first logins of accounts of their own, then rounds of second logins
+  // of the same accounts: the figures are a running process's, not its first thousand logins'
+  // (V8 compiles the per-login code while they run: 300 warm-up logins left the compiler's threads
+  // as many instructions per login as the main thread, docs/bench.md "Seventh round"). The first
+  // logins of the warm-up are a fresh instance's and are reported as such (what a restart costs).
+  const warmup = envNumber('BENCH_USERS_WARMUP', QUICK ? 20 : 500, 0);
+  const warmRounds = envNumber('BENCH_USERS_WARMUP_ROUNDS', QUICK ? 1 : 3, 0);
   const warmUsers = (name: BoxName) => Array.from({ length: warmup }, (_, i) => `w${name.replaceAll('-', '')}${i}`);
   // idle accounts: the raw relays share theirs, each proxy has its own (first logins for both); no
   // idle phase for x2: its own max(BENCH_USERS_IDLE) first logins would add minutes to a run
@@ -504,10 +517,17 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
       const steal = stealMeter();
       try {
         const users = loginUsers(name);
+        let fresh: LoginPhase | undefined;
         if (warmup > 0) {
           const warm = await loginPhase(box, beam, warmUsers(name), concurrency, 'warm');
+          fresh = warm.phase;
           await closeAll(warm.sessions);
           await quiet([beam, ...box.pids]);
+          for (let n = 0; n < warmRounds; n++) {
+            const again = await loginPhase(box, beam, warmUsers(name), concurrency, `warm${n}`);
+            await closeAll(again.sessions);
+            await quiet([beam, ...box.pids]);
+          }
         }
         const first = await loginPhase(box, beam, users, concurrency, 'first');
         await closeAll(first.sessions);
@@ -517,6 +537,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         await quiet([beam, ...box.pids]);
         const fmt = (p: LoginPhase) =>
           `${p.perSecond.toFixed(0)} logins/s, bound p50 ${(p.bound.p50us / 1e3).toFixed(1)} ms p99 ${(p.bound.p99us / 1e3).toFixed(1)} ms, presence p50 ${(p.presence.p50us / 1e3).toFixed(1)} ms p99 ${(p.presence.p99us / 1e3).toFixed(1)} ms${p.noPresence ? ` (${p.noPresence} without)` : ''}, CPU per login ${(p.cpuPerLoginUs / 1e3).toFixed(2)} ms (ejabberd ${(p.backendCpuPerLoginUs / 1e3).toFixed(2)} ms)`;
+        if (fresh) log(`  ${name.padEnd(12)} fresh, first ${fresh.logins}: ${fmt(fresh)}`);
         log(`  ${name.padEnd(12)} first login:  ${fmt(first.phase)}`);
         log(`  ${name.padEnd(12)} second login: ${fmt(second.phase)}`);
         const relay = await loadRound(box, box.ports, users.slice(0, 4), 4, 64, relaySeconds, `relay-${name}`);
@@ -525,7 +546,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
         log(`  ${name.padEnd(12)} latency: p50 ${lat.box.p50us.toFixed(0)} µs (direct ${lat.direct.p50us.toFixed(0)}, added ${lat.addedP50us.toFixed(0)}), p99 ${lat.box.p99us.toFixed(0)} µs (direct ${lat.direct.p99us.toFixed(0)})`);
         const stolen = steal.stolen();
         log(`  ${name.padEnd(12)} steal: ${(stolen * 100).toFixed(1)}% of the VM's CPU time went to the hypervisor during these phases${stolen > STEAL_WARN ? ' (figures unreliable)' : ''}`);
-        boxes[name] = { first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat, steal: stolen };
+        boxes[name] = { ...(fresh ? { fresh } : {}), first: first.phase, second: second.phase, idle, relay: { stanzasPerCpuSecond: relay.stanzasPerCpuSecond, relayed: relay.relayed }, latency: lat, steal: stolen };
       } finally {
         await box.stop();
       }
@@ -536,7 +557,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
       const proxy = await start('proxy-off');
       await settle('paired', log);
       try {
-        const plan: PairedLoginPlan | undefined = pairedLoginCount > 0 ? { beam, concurrency, warm: pairedWarm, round: pairedRound } : undefined;
+        const plan: PairedLoginPlan | undefined = pairedLoginCount > 0 ? { beam, concurrency, warm: pairedWarm, warmRounds, round: pairedRound } : undefined;
         paired = await pairedPhase(raw, proxy, backend.plainPort!, { raw: loginUsers('raw'), proxy: loginUsers('proxy-off') }, pairedRounds, relaySeconds, latencySamples, log, plan);
       } finally {
         await raw.stop();
