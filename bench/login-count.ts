@@ -1,0 +1,134 @@
+// Instructions per login, counted (docs/bench.md, "Seventh round"): the proxy as its CLI starts it
+// (`bin/xep207-proxy --upstream-tls off`) in front of a private ejabberd, run under valgrind's
+// callgrind; W warm-up first logins of accounts of their own, then N first logins of other accounts
+// and N second logins of the same, LOGIN_COUNT_CONCURRENCY in progress; after each phase its
+// sessions are closed and the proxy is left to go idle (the closes are not counted). Between phases
+// callgrind's counters are zeroed and read per thread (callgrind_control), so each phase's count is
+// its own: the proxy's main thread and, apart, its other threads (V8's optimizing compiler, almost
+// all of it, and the GC's helpers). User-space instructions only: the kernel's share of a socket
+// write is not in them.
+//
+//   LOGIN_COUNT_WARMUP=300 LOGIN_COUNT_LOGINS=300 node dist/bench/login-count.js
+//
+// Options (environment): LOGIN_COUNT_WARMUP (300), LOGIN_COUNT_LOGINS (300),
+// LOGIN_COUNT_CONCURRENCY (16), LOGIN_COUNT_NODE_ARGS (node flags for the proxy, e.g.
+// `--interrupt-budget=135168`), LOGIN_COUNT_VALGRIND=0 (no valgrind: CPU time per login from /proc,
+// as noisy as any timing on a shared host). Needs valgrind (not installed by the project). A phase
+// of 300 logins takes about a minute under callgrind.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitForPort } from '../test/harness/common.js';
+import { startEjabberd } from '../test/harness/ejabberd.js';
+import { ROOT, connect, envNumber, login, pool, sleep } from './common.js';
+
+const DOMAIN = 'capulet.lit';
+const PASSWORD = 'secret';
+
+/** user + system CPU seconds of a process, all its threads (/proc/<pid>/stat) */
+function cpuOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks: USER_HZ, 100 on Linux
+}
+
+/** Instructions per thread since the last zeroing, from callgrind_control's event counters. */
+function counters(pid: number): Map<number, number> {
+  const out = execFileSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Map([...out.matchAll(/Th\s*(\d+)\s+([\d,]+)/g)].map((m) => [Number(m[1]), Number(m[2]!.replaceAll(',', ''))]));
+}
+
+/** One login as the bench's load generator makes it: SASL PLAIN, bind, initial presence, its own presence back. */
+async function loginOnce(port: number, user: string, resource: string): Promise<net.Socket> {
+  const sock = await connect(port);
+  sock.on('error', () => undefined);
+  const { rest } = await login(sock, DOMAIN, user, PASSWORD, resource, 600_000);
+  await new Promise<void>((resolve) => {
+    let data = rest;
+    const timer = setTimeout(done, 120_000);
+    function done(): void {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      resolve();
+    }
+    function onData(d: Buffer): void {
+      data = (data + d.toString('latin1')).slice(-8192);
+      if (data.includes('<presence')) done();
+    }
+    sock.on('data', onData);
+    sock.write('<presence/>');
+  });
+  sock.resume();
+  return sock;
+}
+
+async function main(): Promise<void> {
+  const warmup = envNumber('LOGIN_COUNT_WARMUP', 300, 0);
+  const logins = envNumber('LOGIN_COUNT_LOGINS', 300);
+  const concurrency = envNumber('LOGIN_COUNT_CONCURRENCY', 16);
+  const counted = process.env.LOGIN_COUNT_VALGRIND !== '0';
+  const nodeArgs = process.env.LOGIN_COUNT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const warmUsers = Array.from({ length: warmup }, (_, i) => `cw${i}`);
+  const users = Array.from({ length: logins }, (_, i) => `cm${i}`);
+  const backend = await startEjabberd({ loglevel: 'warning', users: [...warmUsers, ...users].map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
+  const port = await freePort();
+  // the bin's own first line gives node --max-semi-space-size=8; started through node here, so it is passed
+  const proxyArgs = ['--max-semi-space-size=8', ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off', '--log-level', 'warn'];
+  const cmd = counted ? ['valgrind', '-q', '--tool=callgrind', '--smc-check=all-non-file', '--callgrind-out-file=/dev/null', process.execPath, ...proxyArgs] : [process.execPath, ...proxyArgs];
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const pid = proc.pid!;
+  try {
+    await waitForPort(port, counted ? 300_000 : 20_000);
+    // with two CPUs: the proxy on CPU 0, ejabberd and this load generator on CPU 1 (as bench (e))
+    const beam = backend.pid?.();
+    if (os.cpus().length >= 2 && beam !== undefined) {
+      try {
+        execFileSync('taskset', ['-apc', '0', String(pid)], { stdio: 'ignore' });
+        execFileSync('taskset', ['-apc', '1', String(beam)], { stdio: 'ignore' });
+        execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+      } catch {
+        // taskset missing: counts do not depend on it, the /proc timings do
+      }
+    }
+    const phase = async (list: string[], tag: string): Promise<void> => {
+      if (counted) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
+      const c0 = cpuOf(pid);
+      const t0 = Date.now();
+      const socks = await pool(list, concurrency, (u) => loginOnce(port, u, tag));
+      const wall = (Date.now() - t0) / 1000;
+      const cpu = cpuOf(pid) - c0;
+      const per = (v: number) => (v / list.length / 1e6).toFixed(3);
+      let line = `${tag.padEnd(6)} ${list.length} logins, ${(list.length / wall).toFixed(0)}/s, CPU ${((cpu * 1000) / list.length).toFixed(2)} ms per login`;
+      if (counted) {
+        const th = counters(pid);
+        const main = th.get(1) ?? 0;
+        const other = [...th].reduce((a, [n, v]) => a + (n === 1 ? 0 : v), 0);
+        line += `; instructions per login: main thread ${per(main)} M, other threads ${per(other)} M, in all ${per(main + other)} M`;
+      }
+      process.stdout.write(line + '\n');
+      for (const s of socks) s.end('</stream:stream>');
+      // the closes (an unavailable publish and a retraction each) are the next phase's to not count
+      await sleep(1000);
+      for (;;) {
+        const a = cpuOf(pid);
+        await sleep(1000);
+        if (cpuOf(pid) - a < 0.03) break;
+      }
+    };
+    if (warmup > 0) await phase(warmUsers, 'warm');
+    await phase(users, 'first');
+    await phase(users, 'second');
+  } finally {
+    proc.kill('SIGTERM');
+    await backend.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`login-count: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);
