@@ -16,51 +16,19 @@
 // as noisy as any timing on a shared host). Needs valgrind (not installed by the project). A phase
 // of 300 logins takes about a minute under callgrind.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import type net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from '../test/harness/common.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
-import { ROOT, connect, envNumber, login, pool, sleep } from './common.js';
+import { ROOT, cpuSeconds, envNumber, pool, sleep } from './common.js';
+import { DOMAIN, PASSWORD, loginOnce, procStats } from './users.js';
 
-const DOMAIN = 'capulet.lit';
-const PASSWORD = 'secret';
-
-/** user + system CPU seconds of a process, all its threads (/proc/<pid>/stat) */
-function cpuOf(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks: USER_HZ, 100 on Linux
-}
+const cpuOf = (pid: number) => cpuSeconds(procStats(pid).cpu);
 
 /** Instructions per thread since the last zeroing, from callgrind_control's event counters. */
 function counters(pid: number): Map<number, number> {
   const out = execFileSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   return new Map([...out.matchAll(/Th\s*(\d+)\s+([\d,]+)/g)].map((m) => [Number(m[1]), Number(m[2]!.replaceAll(',', ''))]));
-}
-
-/** One login as the bench's load generator makes it: SASL PLAIN, bind, initial presence, its own presence back. */
-async function loginOnce(port: number, user: string, resource: string): Promise<net.Socket> {
-  const sock = await connect(port);
-  sock.on('error', () => undefined);
-  const { rest } = await login(sock, DOMAIN, user, PASSWORD, resource, 600_000);
-  await new Promise<void>((resolve) => {
-    let data = rest;
-    const timer = setTimeout(done, 120_000);
-    function done(): void {
-      clearTimeout(timer);
-      sock.off('data', onData);
-      resolve();
-    }
-    function onData(d: Buffer): void {
-      data = (data + d.toString('latin1')).slice(-8192);
-      if (data.includes('<presence')) done();
-    }
-    sock.on('data', onData);
-    sock.write('<presence/>');
-  });
-  sock.resume();
-  return sock;
 }
 
 async function main(): Promise<void> {
@@ -95,7 +63,9 @@ async function main(): Promise<void> {
       if (counted) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
       const c0 = cpuOf(pid);
       const t0 = Date.now();
-      const socks = await pool(list, concurrency, (u) => loginOnce(port, u, tag));
+      // under callgrind a login's own presence can take seconds to come back: waited for, so that the
+      // phase's count holds all of its work
+      const socks = (await pool(list, concurrency, (u) => loginOnce(port, u, tag, 600_000))).map((x) => x.sock);
       const wall = (Date.now() - t0) / 1000;
       const cpu = cpuOf(pid) - c0;
       const per = (v: number) => (v / list.length / 1e6).toFixed(3);

@@ -33,8 +33,8 @@ import { startEjabberd } from '../test/harness/ejabberd.js';
 import { QUICK, ROOT, calm, connect, cpuSeconds, envNumber, login, median, percentile, pool, sleep, startChild, stealMeter, type Stats } from './common.js';
 import { PingPong, loadRound, summarize, type Latency } from './ejabberd.js';
 
-const DOMAIN = 'capulet.lit';
-const PASSWORD = 'secret';
+export const DOMAIN = 'capulet.lit';
+export const PASSWORD = 'secret';
 /** above this share of CPU time taken by the hypervisor, a box's figures say more about the host than the code */
 export const STEAL_WARN = 0.02;
 /** USER_HZ: /proc's unit of CPU time */
@@ -113,7 +113,7 @@ export interface UsersResult {
  * What /proc says of processes, summed (the instances of one middlebox): CPU time, RSS, read/write
  * system calls (the Stats shape).
  */
-function procStats(...pids: number[]): Stats {
+export function procStats(...pids: number[]): Stats {
   const cpu = { user: 0, system: 0 };
   let rss = 0;
   let io: Stats['io'] = { syscr: 0, syscw: 0 };
@@ -222,14 +222,17 @@ async function cliBox(name: 'proxy-off' | 'proxy-off-x2' | 'proxy-tls', args: st
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-interface Session {
+export interface Session {
   sock: net.Socket;
   boundUs: number;
   presenceUs: number | undefined;
 }
 
-/** One login as a client does it: connect, SASL PLAIN, bind, initial presence, its own presence back. */
-async function loginOnce(port: number, user: string, resource: string): Promise<Session> {
+/**
+ * One login as a client does it: connect, SASL PLAIN, bind, initial presence, its own presence back
+ * (or not within `presenceWaitMs`: `presenceUs` undefined).
+ */
+export async function loginOnce(port: number, user: string, resource: string, presenceWaitMs = 10_000): Promise<Session> {
   const t0 = process.hrtime.bigint();
   const sock = await connect(port);
   sock.on('error', () => undefined);
@@ -247,7 +250,7 @@ async function loginOnce(port: number, user: string, resource: string): Promise<
       data = (data + d.toString('latin1')).slice(-8192);
       if (own.test(data)) done(Number(process.hrtime.bigint() - t0) / 1e3);
     };
-    const timer = setTimeout(() => done(undefined), 10_000);
+    const timer = setTimeout(() => done(undefined), presenceWaitMs);
     sock.on('data', onData);
     sock.write('<presence/>');
   });
@@ -304,6 +307,22 @@ async function loginPhase(box: Box, beam: number | undefined, users: string[], c
     backendCpuPerLoginUs: b0 && b1 ? ((cpuSeconds(b1.cpu) - cpuSeconds(b0.cpu)) * 1e6) / users.length : NaN,
   };
   return { phase, sessions };
+}
+
+/**
+ * A warm-up: first logins of `users`, then `rounds` rounds of their second logins, each closed and
+ * waited out (`waitFor` quiet). Returns the first logins' phase: a fresh process's, when they are
+ * the first the box serves.
+ */
+async function warmUp(box: Box, beam: number | undefined, users: string[], rounds: number, concurrency: number, waitFor: Array<number | undefined>): Promise<LoginPhase> {
+  let fresh: LoginPhase | undefined;
+  for (let n = 0; n <= rounds; n++) {
+    const { phase, sessions } = await loginPhase(box, beam, users, concurrency, n === 0 ? 'warm' : `warm${n}`);
+    fresh ??= phase;
+    await closeAll(sessions);
+    await quiet(waitFor);
+  }
+  return fresh!;
 }
 
 async function idlePhase(box: Box, users: string[], sizes: number[]): Promise<BoxResult['idle']> {
@@ -377,9 +396,7 @@ async function pairedLogins(raw: Box, proxy: Box, rounds: number, plan: PairedLo
   };
   for (const box of [raw, proxy]) {
     const warm = plan.warm(box.name);
-    if (warm.length === 0) continue;
-    await phase(box, warm, 'warm');
-    for (let n = 0; n < plan.warmRounds; n++) await phase(box, warm, `warm${n}`);
+    if (warm.length > 0) await warmUp(box, plan.beam, warm, plan.warmRounds, plan.concurrency, [plan.beam, ...raw.pids, ...proxy.pids]);
   }
   const out: PairedLogins['rounds'] = [];
   for (let n = 0; n < rounds; n++) {
@@ -517,18 +534,7 @@ export async function runUsers(log: (s: string) => void): Promise<UsersResult> {
       const steal = stealMeter();
       try {
         const users = loginUsers(name);
-        let fresh: LoginPhase | undefined;
-        if (warmup > 0) {
-          const warm = await loginPhase(box, beam, warmUsers(name), concurrency, 'warm');
-          fresh = warm.phase;
-          await closeAll(warm.sessions);
-          await quiet([beam, ...box.pids]);
-          for (let n = 0; n < warmRounds; n++) {
-            const again = await loginPhase(box, beam, warmUsers(name), concurrency, `warm${n}`);
-            await closeAll(again.sessions);
-            await quiet([beam, ...box.pids]);
-          }
-        }
+        const fresh = warmup > 0 ? await warmUp(box, beam, warmUsers(name), warmRounds, concurrency, [beam, ...box.pids]) : undefined;
         const first = await loginPhase(box, beam, users, concurrency, 'first');
         await closeAll(first.sessions);
         await quiet([beam, ...box.pids]);
