@@ -57,10 +57,14 @@ export const carbonsRule: Rule = {
   },
 
   fromBackend(s, ctx) {
-    if (s.name !== 'iq' || s.attrs.type !== 'result' || !s.attrs.id) return false;
+    const type = s.attrs.type;
+    if (s.name !== 'iq' || (type !== 'result' && type !== 'error') || !s.attrs.id) return false;
     const ids = ctx.state.get(DISCO) as Set<string> | undefined;
+    // an error answer ends the request too (it passes through as it is): else its id stayed in the
+    // set for the session's life, and a later result with that id was taken for an answer
     if (!ids?.delete(s.attrs.id)) return false;
     if (ids.size === 0) ctx.state.delete(DISCO);
+    if (type === 'error') return false;
     const el = s.el;
     const query = el.getChild('query', NS_DISCO_INFO);
     if (!query || query.getChildren('feature').some((f) => f.attrs.var === NS_CARBONS)) return false;
