@@ -20,8 +20,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from '../test/harness/common.js';
 import { startEjabberd } from '../test/harness/ejabberd.js';
-import { ROOT, cpuSeconds, envNumber, pool, sleep } from './common.js';
-import { DOMAIN, PASSWORD, loginOnce, procStats } from './users.js';
+import { ROOT, cpuSeconds, envNumber, pool } from './common.js';
+import { DOMAIN, PASSWORD, closeAll, loginOnce, pin, procStats, quiet } from './users.js';
 
 const cpuOf = (pid: number) => cpuSeconds(procStats(pid).cpu);
 
@@ -48,16 +48,13 @@ async function main(): Promise<void> {
   const pid = proc.pid!;
   try {
     await waitForPort(port, counted ? 300_000 : 20_000);
-    // with two CPUs: the proxy on CPU 0, ejabberd and this load generator on CPU 1 (as bench (e))
+    // with two CPUs: the proxy on CPU 0, ejabberd and this load generator on CPU 1 (as bench (e));
+    // without taskset the counts are the same, the /proc timings are not
     const beam = backend.pid?.();
     if (os.cpus().length >= 2 && beam !== undefined) {
-      try {
-        execFileSync('taskset', ['-apc', '0', String(pid)], { stdio: 'ignore' });
-        execFileSync('taskset', ['-apc', '1', String(beam)], { stdio: 'ignore' });
-        execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
-      } catch {
-        // taskset missing: counts do not depend on it, the /proc timings do
-      }
+      pin(pid, 0);
+      pin(beam, 1);
+      pin(process.pid, 1);
     }
     const phase = async (list: string[], tag: string): Promise<void> => {
       if (counted) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
@@ -65,7 +62,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       // under callgrind a login's own presence can take seconds to come back: waited for, so that the
       // phase's count holds all of its work
-      const socks = (await pool(list, concurrency, (u) => loginOnce(port, u, tag, 600_000))).map((x) => x.sock);
+      const sessions = await pool(list, concurrency, (u) => loginOnce(port, u, tag, 600_000));
       const wall = (Date.now() - t0) / 1000;
       const cpu = cpuOf(pid) - c0;
       const per = (v: number) => (v / list.length / 1e6).toFixed(3);
@@ -77,14 +74,9 @@ async function main(): Promise<void> {
         line += `; instructions per login: main thread ${per(main)} M, other threads ${per(other)} M, in all ${per(main + other)} M`;
       }
       process.stdout.write(line + '\n');
-      for (const s of socks) s.end('</stream:stream>');
-      // the closes (an unavailable publish and a retraction each) are the next phase's to not count
-      await sleep(1000);
-      for (;;) {
-        const a = cpuOf(pid);
-        await sleep(1000);
-        if (cpuOf(pid) - a < 0.03) break;
-      }
+      // the closes (an unavailable publish and a retraction each) are not the next phase's to count
+      await closeAll(sessions);
+      await quiet([pid]);
     };
     if (warmup > 0) await phase(warmUsers, 'warm');
     await phase(users, 'first');

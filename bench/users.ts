@@ -145,7 +145,7 @@ async function settle(name: string, log: (s: string) => void): Promise<void> {
 }
 
 /** Pin every thread of `pid` to `cpu`; false where taskset is missing or refuses. */
-function pin(pid: number, cpu: number): boolean {
+export function pin(pid: number, cpu: number): boolean {
   try {
     execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
     return true;
@@ -263,7 +263,7 @@ function quantiles(xs: number[]): Quantiles {
   return { p50us: percentile(s, 50), p99us: percentile(s, 99) };
 }
 
-async function closeAll(sessions: Session[]): Promise<void> {
+export async function closeAll(sessions: Session[]): Promise<void> {
   for (const s of sessions) {
     s.sock.end('</stream:stream>');
     setTimeout(() => s.sock.destroy(), 2000).unref();
@@ -276,7 +276,7 @@ async function closeAll(sessions: Session[]): Promise<void> {
  * 120 s: thousands of proxied sessions closing leave the backend their unavailability publishes and
  * retractions to process, which the next phase must not be charged with.
  */
-async function quiet(pids: Array<number | undefined>): Promise<void> {
+export async function quiet(pids: Array<number | undefined>): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (const pid of pids) {
     if (pid === undefined) continue;
