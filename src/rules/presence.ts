@@ -189,11 +189,16 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   if (initial && account.ownKnown) deliverOwn(account);
   account.priority = priorityOf(client);
   upstreamCaps(account, client.getChild('c', NS_CAPS));
-  await publishPresence(account, payload);
-  if (!initial) return;
+  const published = publishPresence(account, payload);
+  if (!initial) return published;
+  // What initial presence starts (the probes, the offline deliveries, the PEP catch-up) reads other
+  // nodes and needs nothing from the publish's answer: its requests go out in the publish's write,
+  // not one round trip later. The backend answers one session's requests in order (ejabberd runs
+  // them in the session's process, Prosody in the session's queue), so what the client gets still
+  // follows its own presence's echo.
   account.becameAvailable();
   const contacts = [...account.roster.values()].filter((e) => hasTo(e.subscription)).map((e) => e.jid);
-  await Promise.all([account.ownKnown ? undefined : probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
+  await Promise.all([published, account.ownKnown ? undefined : probe(account, account.bare, account.ctx.jid.resource), ...contacts.map((c) => probe(account, c))]);
 }
 
 /**

@@ -198,7 +198,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (!/^[0-9]+\.[0-9]+$/.test(version) || Number(version.split('.')[0]) < 1) {
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
-    this.client.sendHeader(this.ourHeader());
+    this.client.holdHeader(this.ourHeader()); // sent with the features (or an error): one write
     if (this.authenticated) {
       this.phase = 'authed';
       void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));

@@ -158,6 +158,17 @@ export class XmlStream implements FramingSink {
     this.sendRaw(this.framing.header(attrs));
   }
 
+  /**
+   * Queue our stream header to go out with what is sent next (the features, or a stream error or
+   * end of stream), not on its own: a server's header is followed by its features, which the proxy
+   * has only when the backend's arrive, and one write carries both (as a server's own does), not
+   * two. Never for a stream whose peer speaks next (the backend waits for our header).
+   */
+  holdHeader(attrs: Attrs): void {
+    if (this.closed) return;
+    (this.out ??= []).push(this.framing.header(attrs));
+  }
+
   /** Queue bytes (latin1-held): one complete top-level element. */
   sendRaw(bytes: string): void {
     if (this.closed) return;

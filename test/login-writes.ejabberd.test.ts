@@ -1,0 +1,65 @@
+// What a login costs in writes, against a real ejabberd: the proxy's stream header goes out with its
+// features (one write, as a server's own), and what initial presence starts (the catch-up of offline
+// messages, the probes) goes to the backend in the presence publish's write instead of one round
+// trip after its answer. Both legs are recorded (a capture between the client and the proxy, one
+// between the proxy and ejabberd): each chunk a capture passes on is one read of what one write sent.
+import t from 'tap';
+import { startEjabberd } from './harness/ejabberd.js';
+import { startTestProxy } from './harness/proxy.js';
+import { startCapture } from './harness/capture.js';
+import { HEADER, RawClient } from './harness/xmpp.js';
+
+t.test('login writes on ejabberd', async (t) => {
+  const backend = await startEjabberd({ users: [['juliet', 'capulet.lit', 'secret']] });
+  t.teardown(() => backend.stop());
+  const up = await startCapture(backend.host, backend.plainPort!);
+  const p = await startTestProxy({ host: '127.0.0.1', port: up.port }, { upstreamTls: 'off' });
+  const down = await startCapture('127.0.0.1', p.port);
+  t.teardown(async () => {
+    await down.stop();
+    await p.stop();
+    await up.stop();
+  });
+
+  /** a login through both captures, initial presence sent and its echo back; then closed */
+  async function login(resource: string): Promise<void> {
+    const c = await RawClient.login(down.port, 'capulet.lit', 'juliet', 'secret', resource);
+    c.send('<presence/>');
+    await c.expect(new RegExp(`<presence[^>]*from=["']juliet@capulet\\.lit/${resource}["']`));
+    await new Promise((r) => setTimeout(r, 300)); // what initial presence started has gone out
+    c.send('</stream:stream>');
+    await c.expect(/<\/stream:stream>/);
+    c.close();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  t.test("the proxy's stream header and its features: one write", async (t) => {
+    const c = await RawClient.connect(down.port);
+    c.send(HEADER('capulet.lit'));
+    await c.expect(/<\/stream:features>/);
+    const fromProxy = down.timeline().filter((e) => !e.toBackend);
+    t.ok(fromProxy.length > 0, 'the proxy answered');
+    t.match(fromProxy[0]!.text, /^<\?xml[^>]*\?><stream:stream [^>]*>/, 'the first chunk starts with the header');
+    t.match(fromProxy[0]!.text, /<stream:features>.*<\/stream:features>$/s, 'and holds the features');
+    c.close();
+  });
+
+  t.test('first login: the presence publish and the waiting node read in one write', async (t) => {
+    const before = up.timeline().length;
+    await login('first');
+    const sent = up.timeline().slice(before).filter((e) => e.toBackend);
+    const publish = sent.find((e) => /<publish node="presence"><item id="first">/.test(e.text));
+    t.ok(publish, 'the presence was published');
+    t.match(publish?.text ?? '', /<items node="xep207-proxy\/waiting\//, "the read of the user's waiting node goes with it");
+  });
+
+  t.test('second login: the presence publish and the delivery markers read in one write', async (t) => {
+    const before = up.timeline().length;
+    await login('second');
+    const sent = up.timeline().slice(before).filter((e) => e.toBackend);
+    const publish = sent.find((e) => /<publish node="presence"><item id="second">/.test(e.text));
+    t.ok(publish, 'the presence was published');
+    t.match(publish?.text ?? '', /<items node="xep207-proxy\/delivered"\/>/, 'the read of the delivery markers goes with it');
+    t.notOk(sent.some((e) => e !== publish && /xep207-proxy\/delivered/.test(e.text)), 'and is not sent again');
+  });
+});
