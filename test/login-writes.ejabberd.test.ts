@@ -1,7 +1,7 @@
 // What a login costs in writes, against a real ejabberd: the proxy's stream header goes out with its
 // features (one write, as a server's own), and what initial presence starts (the catch-up of offline
 // messages, the probes) goes to the backend in the presence publish's write instead of one round
-// trip after its answer. Both legs are recorded (a capture between the client and the proxy, one
+// trip after its answer; at the close, the item's retraction goes with the unavailable publish. Both legs are recorded (a capture between the client and the proxy, one
 // between the proxy and ejabberd): each chunk a capture passes on is one read of what one write sent.
 import t from 'tap';
 import { startEjabberd } from './harness/ejabberd.js';
@@ -61,5 +61,9 @@ t.test('login writes on ejabberd', async (t) => {
     t.ok(publish, 'the presence was published');
     t.match(publish?.text ?? '', /<items node="xep207-proxy\/delivered"\/>/, 'the read of the delivery markers goes with it');
     t.notOk(sent.some((e) => e !== publish && /xep207-proxy\/delivered/.test(e.text)), 'and is not sent again');
+    // the close: the unavailable presence's publish and the item's retraction
+    const gone = sent.find((e) => /<publish node="presence"><item id="second"><presence[^>]*type="unavailable"/.test(e.text));
+    t.ok(gone, 'the close published the unavailable presence');
+    t.match(gone?.text ?? '', /<retract node="presence"[^>]*><item id="second"\/>/, 'and its retraction goes with it');
   });
 });

@@ -140,16 +140,19 @@ async function probe(account: Account, service: string, skip?: string): Promise<
   }
 }
 
-async function publishPresence(account: Account, payload: Element): Promise<void> {
+/** Publish this resource's presence item; true if it took a second publish (after putting the node's configuration back). */
+async function publishPresence(account: Account, payload: Element): Promise<boolean> {
   const resource = account.ctx.jid.resource;
   const options = { 'pubsub#access_model': account.profile.presenceAccessModel };
   try {
     await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, resource, payload, options));
+    return false;
   } catch (err) {
     // the node's configuration drifted (publish-options precondition): put ours back, try once more
     if (!(err instanceof StanzaError && (err.condition === 'conflict' || err.condition === 'precondition-not-met'))) throw err;
     await account.ctx.request(ps.configureNode(NODE_PRESENCE, account.nodeConfig(NODE_PRESENCE)));
     await account.ctx.request(ps.publish(undefined, NODE_PRESENCE, resource, payload, options));
+    return true;
   }
 }
 
@@ -170,8 +173,14 @@ function upstreamCaps(account: Account, caps: Element | undefined): void {
 async function goUnavailable(account: Account, payload: Element): Promise<void> {
   account.available = false;
   upstreamCaps(account, undefined);
-  await publishPresence(account, payload);
-  await account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
+  // the retraction goes in the publish's write (the backend answers in order: contacts hear of the
+  // unavailable presence first), not one round trip later; a publish that had to put the node's
+  // configuration back published again after it, so its item is retracted again
+  const retract = () => account.ctx.request(ps.retract(undefined, NODE_PRESENCE, account.ctx.jid.resource)).catch(() => undefined);
+  const published = publishPresence(account, payload);
+  const retracted = retract();
+  if (await published) await retract();
+  await retracted;
   account.contactPresence = undefined;
   account.ownKnown = false; // the cache is gone: the next initial presence probes
   account.echoPriority = undefined;
@@ -190,7 +199,10 @@ async function broadcast(account: Account, client: Element): Promise<void> {
   account.priority = priorityOf(client);
   upstreamCaps(account, client.getChild('c', NS_CAPS));
   const published = publishPresence(account, payload);
-  if (!initial) return published;
+  if (!initial) {
+    await published;
+    return;
+  }
   // What initial presence starts (the probes, the offline deliveries, the PEP catch-up) reads other
   // nodes and needs nothing from the publish's answer: its requests go out in the publish's write,
   // not one round trip later. The backend answers one session's requests in order (ejabberd runs
