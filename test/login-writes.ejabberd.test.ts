@@ -3,6 +3,7 @@
 // messages, the probes) goes to the backend in the presence publish's write instead of one round
 // trip after its answer; at the close, the item's retraction goes with the unavailable publish. Both legs are recorded (a capture between the client and the proxy, one
 // between the proxy and ejabberd): each chunk a capture passes on is one read of what one write sent.
+import net from 'node:net';
 import t from 'tap';
 import { startEjabberd } from './harness/ejabberd.js';
 import { startTestProxy } from './harness/proxy.js';
@@ -41,6 +42,24 @@ t.test('login writes on ejabberd', async (t) => {
     t.ok(fromProxy.length > 0, 'the proxy answered');
     t.match(fromProxy[0]!.text, /^<\?xml[^>]*\?><stream:stream [^>]*>/, 'the first chunk starts with the header');
     t.match(fromProxy[0]!.text, /<stream:features>.*<\/stream:features>$/s, 'and holds the features');
+    c.close();
+  });
+
+  t.test('a backend slow to answer: the header goes out alone after a short wait', async (t) => {
+    // a backend that accepts and never says a word: the client still gets the proxy's header soon
+    const silent = net.createServer((sock) => sock.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const slow = await startTestProxy({ host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port }, { upstreamTls: 'off' });
+    t.teardown(async () => {
+      await slow.stop();
+      silent.close();
+    });
+    const c = await RawClient.connect(slow.port);
+    const t0 = Date.now();
+    c.send(HEADER('capulet.lit'));
+    await c.expect(/<stream:stream [^>]*>/, 2000);
+    t.ok(Date.now() - t0 < 1500, `the header came in ${Date.now() - t0} ms, within a client's own header timeout`);
+    t.notMatch(c.data, /<stream:features>/, 'without features: the backend has sent none');
     c.close();
   });
 

@@ -96,6 +96,11 @@ const NO_CA: { ca?: Buffer } = Object.freeze({});
 
 /** Time the rules' onClose hooks get to finish (e.g. publish "unavailable") before the backend leg closes. */
 const CLOSE_HOOKS_MS = 5000;
+/**
+ * Our stream header waits this long at most for the features it goes out with (XmlStream.holdHeader):
+ * a login's backend answers in milliseconds; a client's own header timeout is seconds (xmpp.js: 2 s).
+ */
+const HEADER_HOLD_MS = 250;
 
 // reasons to stop reading a socket (bits)
 const PAUSE_LANE = 1; // a rule of this direction is busy
@@ -198,7 +203,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (!/^[0-9]+\.[0-9]+$/.test(version) || Number(version.split('.')[0]) < 1) {
       throw new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
-    this.client.holdHeader(this.ourHeader()); // sent with the features (or an error): one write
+    this.client.holdHeader(this.ourHeader(), HEADER_HOLD_MS); // sent with the features (or an error): one write
     if (this.authenticated) {
       this.phase = 'authed';
       void this.sendFeatures(this.backendReady!, (f) => postAuthFeatures(f, this.deps.rules.features));

@@ -64,6 +64,8 @@ export class XmlStream implements FramingSink {
   /** what is queued for the next flush (none: an idle stream keeps no array) */
   private out: string[] | undefined;
   private flushScheduled = false;
+  /** a held stream header's deadline (holdHeader) */
+  private holdTimer: NodeJS.Timeout | undefined;
   private full = false;
   private closing = false;
   private gone = false;
@@ -162,11 +164,16 @@ export class XmlStream implements FramingSink {
    * Queue our stream header to go out with what is sent next (the features, or a stream error or
    * end of stream), not on its own: a server's header is followed by its features, which the proxy
    * has only when the backend's arrive, and one write carries both (as a server's own does), not
-   * two. Never for a stream whose peer speaks next (the backend waits for our header).
+   * two. Held `maxMs` at most, then sent alone: a client may give the header less time than the
+   * features (xmpp.js: 2 s), and a slow backend must not cost it the connection. Never for a stream
+   * whose peer speaks next (the backend waits for our header).
    */
-  holdHeader(attrs: Attrs): void {
+  holdHeader(attrs: Attrs, maxMs: number): void {
     if (this.closed) return;
     (this.out ??= []).push(this.framing.header(attrs));
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.flush(), maxMs);
+    this.holdTimer.unref();
   }
 
   /** Queue bytes (latin1-held): one complete top-level element. */
@@ -195,6 +202,10 @@ export class XmlStream implements FramingSink {
   /** Write everything queued in one go (TCP: one socket write). */
   flush(): void {
     this.flushScheduled = false;
+    if (this.holdTimer !== undefined) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = undefined;
+    }
     const units = this.out;
     if (units === undefined || this.gone) return;
     this.out = undefined;
