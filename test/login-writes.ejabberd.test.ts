@@ -34,6 +34,14 @@ t.test('login writes on ejabberd', async (t) => {
     await new Promise((r) => setTimeout(r, 300));
   }
 
+  /** a login's chunks to the backend (its close included), and the one with its presence publish */
+  async function loginSent(resource: string) {
+    const before = up.timeline().length;
+    await login(resource);
+    const sent = up.timeline().slice(before).filter((e) => e.toBackend);
+    return { sent, publish: sent.find((e) => e.text.includes(`<publish node="presence"><item id="${resource}">`)) };
+  }
+
   t.test("the proxy's stream header and its features: one write", async (t) => {
     const c = await RawClient.connect(down.port);
     c.send(HEADER('capulet.lit'));
@@ -64,19 +72,13 @@ t.test('login writes on ejabberd', async (t) => {
   });
 
   t.test('first login: the presence publish and the waiting node read in one write', async (t) => {
-    const before = up.timeline().length;
-    await login('first');
-    const sent = up.timeline().slice(before).filter((e) => e.toBackend);
-    const publish = sent.find((e) => /<publish node="presence"><item id="first">/.test(e.text));
+    const { publish } = await loginSent('first');
     t.ok(publish, 'the presence was published');
     t.match(publish?.text ?? '', /<items node="xep207-proxy\/waiting\//, "the read of the user's waiting node goes with it");
   });
 
   t.test('second login: the presence publish and the delivery markers read in one write', async (t) => {
-    const before = up.timeline().length;
-    await login('second');
-    const sent = up.timeline().slice(before).filter((e) => e.toBackend);
-    const publish = sent.find((e) => /<publish node="presence"><item id="second">/.test(e.text));
+    const { sent, publish } = await loginSent('second');
     t.ok(publish, 'the presence was published');
     t.match(publish?.text ?? '', /<items node="xep207-proxy\/delivered"\/>/, 'the read of the delivery markers goes with it');
     t.notOk(sent.some((e) => e !== publish && /xep207-proxy\/delivered/.test(e.text)), 'and is not sent again');
