@@ -12,10 +12,12 @@
 //
 // Options (environment): LOGIN_COUNT_WARMUP (300), LOGIN_COUNT_LOGINS (300),
 // LOGIN_COUNT_CONCURRENCY (16), LOGIN_COUNT_NODE_ARGS (node flags for the proxy, e.g.
-// `--interrupt-budget=135168`), LOGIN_COUNT_VALGRIND=0 (no valgrind: CPU time per login from /proc,
+// `--interrupt-budget=135168`), LOGIN_COUNT_LOG_LEVEL (the proxy's `--log-level`; unset: the CLI's
+// default), LOGIN_COUNT_STDOUT (a file for the proxy's log lines; unset: /dev/null), LOGIN_COUNT_VALGRIND=0 (no valgrind: CPU time per login from /proc,
 // as noisy as any timing on a shared host). Needs valgrind (not installed by the project). A phase
 // of 300 logins takes about a minute under callgrind.
 import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, openSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from '../test/harness/common.js';
@@ -42,9 +44,16 @@ async function main(): Promise<void> {
   const backend = await startEjabberd({ loglevel: 'warning', users: [...warmUsers, ...users].map((u) => [u, DOMAIN, PASSWORD] as [string, string, string]) });
   const port = await freePort();
   // the bin's own first line gives node --max-semi-space-size=8; started through node here, so it is passed
-  const proxyArgs = ['--max-semi-space-size=8', ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off', '--log-level', 'warn'];
+  const proxyArgs = ['--max-semi-space-size=8', ...nodeArgs, join(ROOT, 'bin', 'xep207-proxy'), '--listen', `127.0.0.1:${port}`, '--upstream', `tcp://127.0.0.1:${backend.plainPort!}`, '--upstream-tls', 'off'];
+  if (process.env.LOGIN_COUNT_LOG_LEVEL) proxyArgs.push('--log-level', process.env.LOGIN_COUNT_LOG_LEVEL);
+  // appended to, as the phase marks below are (e.g. with LOGIN_COUNT_NODE_ARGS=--trace-opt: what V8
+  // compiles during which phase)
+  const logFile = process.env.LOGIN_COUNT_STDOUT;
+  if (logFile) writeFileSync(logFile, '');
+  const stdout = logFile ? openSync(logFile, 'a') : 'ignore';
+  const mark = (what: string) => logFile && appendFileSync(logFile, `=== login-count: ${what}\n`);
   const cmd = counted ? ['valgrind', '-q', '--tool=callgrind', '--smc-check=all-non-file', '--callgrind-out-file=/dev/null', process.execPath, ...proxyArgs] : [process.execPath, ...proxyArgs];
-  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', stdout, 'inherit'] });
   const pid = proc.pid!;
   try {
     await waitForPort(port, counted ? 300_000 : 20_000);
@@ -58,6 +67,7 @@ async function main(): Promise<void> {
     }
     const phase = async (list: string[], tag: string): Promise<void> => {
       if (counted) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
+      mark(`${tag} starts`);
       const c0 = cpuOf(pid);
       const t0 = Date.now();
       // under callgrind a login's own presence can take seconds to come back: waited for, so that the
@@ -74,6 +84,7 @@ async function main(): Promise<void> {
         line += `; instructions per login: main thread ${per(main)} M, other threads ${per(other)} M, in all ${per(main + other)} M`;
       }
       process.stdout.write(line + '\n');
+      mark(`${tag} done`);
       // the closes (an unavailable publish and a retraction each) are not the next phase's to count
       await closeAll(sessions);
       await quiet([pid]);

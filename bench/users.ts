@@ -201,7 +201,9 @@ async function cliBox(name: 'proxy-off' | 'proxy-off-x2' | 'proxy-tls', args: st
     const port = await freePort();
     // the bin as a user runs it (its first line gives Node its flags); BENCH_PROXY_NODE_ARGS: node with those instead
     const bin = join(ROOT, 'bin', 'xep207-proxy');
-    const cmd = [...(nodeArgs.length > 0 ? [process.execPath, ...nodeArgs, bin] : [bin]), '--listen', `127.0.0.1:${port}`, ...args, '--log-level', 'warn'];
+    // its default log level too (info: three lines per session), to /dev/null; BENCH_PROXY_LOG_LEVEL sets another
+    const level = process.env.BENCH_PROXY_LOG_LEVEL ? ['--log-level', process.env.BENCH_PROXY_LOG_LEVEL] : [];
+    const cmd = [...(nodeArgs.length > 0 ? [process.execPath, ...nodeArgs, bin] : [bin]), '--listen', `127.0.0.1:${port}`, ...args, ...level];
     // the open-files limit raised as for the other middleboxes (two sockets per session)
     const proc: ChildProcess = spawn('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', ...cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));

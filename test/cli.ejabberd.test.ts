@@ -185,6 +185,27 @@ t.test('with a real backend: logs, and SIGTERM/SIGINT shut every client down', a
     });
   }
 
+  t.test('logs at the default level: three lines per session (connected, bound, closed), the steps between at debug', async (t) => {
+    const port = await freePort();
+    const proc = start(['--listen', `127.0.0.1:${port}`, ...common]);
+    t.teardown(() => proc.child.kill('SIGKILL'));
+    await proc.waitLog((l) => l.msg === 'listening');
+    const c = await connect({ port, domain: 'capulet.lit', username: 'juliet', password: 'secret', resource: 'terse', mechanism: 'PLAIN' });
+    await c.stop();
+    const closed = await proc.waitLog((l) => l.msg === 'session closed' && l.jid === 'juliet@capulet.lit/terse');
+    const mine = proc.lines.filter((l) => l.sid === closed.sid);
+    t.same(
+      mine.map((l) => l.msg).filter((m) => m !== 'created nodes'), // juliet's first login through this backend, if it is one
+      ['client connected', 'bound', 'session closed'],
+      'connected, bound, closed',
+    );
+    t.equal(mine.find((l) => l.msg === 'bound')?.mechanism, 'PLAIN', 'the bound line names the mechanism');
+    t.equal(closed.end, 'client closed its stream', 'the closed line says what ended it');
+    t.ok(mine.filter((l) => l.msg === 'created nodes').length <= 1, 'at most one line for the nodes a login made');
+    proc.child.kill('SIGTERM');
+    t.equal(await proc.exited, 0);
+  });
+
   t.test('logs: a JSON line per connection event with the session id, the JID once bound, never SASL data', async (t) => {
     const port = await freePort();
     const proc = start(['--listen', `127.0.0.1:${port}`, ...common, '--log-level', 'debug']);

@@ -293,16 +293,18 @@ export class Account {
           // every answer is in before the gate is released: an error must not let the next login's
           // creation overlap one of ours still in flight
           let failure: unknown;
+          const made: string[] = [];
           nodes.forEach((node, i) => {
             const o = outcomes[i]!;
             if (o.status === 'fulfilled') {
               created |= bitOf(node);
               pending.delete(node);
-              this.ctx.log.info({ node }, 'created node');
+              made.push(node);
             } else if (o.reason instanceof StanzaError && o.reason.condition === 'conflict') {
               pending.delete(node); // another session made it
             } else failure ??= o.reason;
           });
+          if (made.length > 0) this.ctx.log.info({ nodes: made }, 'created nodes'); // one line per login
           if (failure !== undefined) throw failure;
         }),
       );
@@ -380,7 +382,7 @@ export class Account {
     const gate = this.gate ?? new Gate(1);
     try {
       await retrying(this.ctx.log, `create ${node}`, () => gate.run(() => this.ctx.request(ps.createNode(node, this.nodeConfig(node)))));
-      this.ctx.log.info({ node }, 'created node');
+      this.ctx.log.info({ nodes: [node] }, 'created nodes');
     } catch (err) {
       if (!(err instanceof StanzaError && err.condition === 'conflict')) throw err;
     }

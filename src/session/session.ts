@@ -134,6 +134,12 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private negotiationTimer: NodeJS.Timeout | undefined;
   private readonly headerClock: HeaderClock;
   private closing = false;
+  /**
+   * What ended an ordinary session, for the 'session closed' line (at `info` a session logs three
+   * lines: connected, bound, closed; the steps between are at `debug`: each line costs a login a
+   * JSON serialization and a write, and the CLI's default level is `info`).
+   */
+  private ended: string | undefined;
   private gone = false;
   private clientGone = false;
   private backendGone = false;
@@ -234,7 +240,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.backend = new BackendLeg(this.deps.config, this.domain, this.lang, this, this.log, this.deps.upstreamCa ? { ca: this.deps.upstreamCa } : NO_CA);
     const ready = this.backend.open();
     ready.then(
-      () => this.log.info({ secure: this.backend?.secure, backendStream: this.backend?.streamId }, 'backend stream open'),
+      () => this.log.debug({ secure: this.backend?.secure, backendStream: this.backend?.streamId }, 'backend stream open'),
       () => undefined,
     );
     return ready;
@@ -351,7 +357,8 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   onStreamEnd(): void {
-    this.log.info('client closed its stream');
+    this.log.debug('client closed its stream');
+    this.ended ??= 'client closed its stream';
     void this.shutdownBoth();
   }
 
@@ -365,6 +372,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
 
   onViolation(err: StreamError): void {
     this.log.info({ condition: err.condition, reason: err.text }, 'client stream error');
+    this.ended ??= 'client stream error';
     this.streamError(err.condition, err.text);
   }
 
@@ -408,7 +416,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
         this.client.sendRaw(s.raw);
         return;
       case 'success':
-        this.log.info({ mechanism: this.saslMechanism }, 'authenticated');
+        this.log.debug({ mechanism: this.saslMechanism }, 'authenticated');
         this.deps.meter?.login(this.transport, true);
         this.authenticated = true;
         this.phase = 'header';
@@ -454,6 +462,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.headerClock.stop();
     // negotiation state no longer needed: let it go (it counts per idle session)
     this.mechanisms = undefined;
+    const mechanism = this.saslMechanism; // for the 'bound' line
     this.saslMechanism = '';
     this.backendReady = undefined;
     if (this.backend) {
@@ -461,7 +470,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
       this.backend.streamId = undefined; // logged when the leg opened
     }
     addBindings(this.log, { jid: jid.toString() });
-    this.log.info('bound');
+    this.log.info({ mechanism }, 'bound');
     const rules = this.deps.rules;
     const ctx = new SessionContext(this, jid, this.domain, this.id, this.deps.service, this.bareValue);
     this.ctx = ctx;
@@ -703,6 +712,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.clientGone = true;
     if (!this.closing) {
       this.log.info({ reason: err?.message ?? 'socket closed' }, 'client disconnected');
+      this.ended ??= 'client disconnected';
       void this.shutdownBoth();
     }
     this.checkGone();
@@ -713,14 +723,17 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     if (!this.closing) {
       if (end.kind === 'stream-error') {
         this.log.info({ condition: end.condition, text: end.text }, 'backend stream error');
+        this.ended ??= 'backend stream error';
         this.streamError(end.condition, end.text);
       } else if (end.kind === 'closed') {
         this.log.info('backend closed the stream');
+        this.ended ??= 'backend closed the stream';
         this.phase = 'closed';
         this.closing = true;
         this.client.close();
       } else {
         this.log.warn({ reason: end.error?.message }, 'backend connection lost');
+        this.ended ??= 'backend connection lost';
         this.streamError('remote-connection-failed', 'the connection to the backend was lost');
       }
     }
@@ -730,7 +743,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   private checkGone(): void {
     if (this.gone || !this.clientGone || (this.backend && !this.backendGone)) return;
     this.gone = true;
-    this.log.info({ bytesIn: this.client.bytesIn }, 'session closed');
+    this.log.info({ bytesIn: this.client.bytesIn, ...(this.ended ? { end: this.ended } : {}) }, 'session closed');
     this.deps.meter?.closed(this.transport);
     this.setTrace(undefined);
     this.whenClosed?.resolve();
