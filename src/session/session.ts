@@ -357,8 +357,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   onStreamEnd(): void {
-    this.log.debug('client closed its stream');
-    this.ended ??= 'client closed its stream';
+    this.endedBy('debug', 'client closed its stream');
     void this.shutdownBoth();
   }
 
@@ -371,8 +370,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   }
 
   onViolation(err: StreamError): void {
-    this.log.info({ condition: err.condition, reason: err.text }, 'client stream error');
-    this.ended ??= 'client stream error';
+    this.endedBy('info', 'client stream error', { condition: err.condition, reason: err.text });
     this.streamError(err.condition, err.text);
   }
 
@@ -711,8 +709,7 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
   onClose(err?: Error): void {
     this.clientGone = true;
     if (!this.closing) {
-      this.log.info({ reason: err?.message ?? 'socket closed' }, 'client disconnected');
-      this.ended ??= 'client disconnected';
+      this.endedBy('info', 'client disconnected', { reason: err?.message ?? 'socket closed' });
       void this.shutdownBoth();
     }
     this.checkGone();
@@ -722,22 +719,25 @@ export class Session implements LaneHost, ContextHost, StreamEvents, BackendLegE
     this.tracker.rejectAll(() => new StanzaError('remote-server-not-found', 'backend connection closed'));
     if (!this.closing) {
       if (end.kind === 'stream-error') {
-        this.log.info({ condition: end.condition, text: end.text }, 'backend stream error');
-        this.ended ??= 'backend stream error';
+        this.endedBy('info', 'backend stream error', { condition: end.condition, text: end.text });
         this.streamError(end.condition, end.text);
       } else if (end.kind === 'closed') {
-        this.log.info('backend closed the stream');
-        this.ended ??= 'backend closed the stream';
+        this.endedBy('info', 'backend closed the stream');
         this.phase = 'closed';
         this.closing = true;
         this.client.close();
       } else {
-        this.log.warn({ reason: end.error?.message }, 'backend connection lost');
-        this.ended ??= 'backend connection lost';
+        this.endedBy('warn', 'backend connection lost', { reason: end.error?.message });
         this.streamError('remote-connection-failed', 'the connection to the backend was lost');
       }
     }
     this.checkGone();
+  }
+
+  /** Log what ends the session; the first such cause is the 'session closed' line's `end`. */
+  private endedBy(level: 'debug' | 'info' | 'warn', what: string, fields: Record<string, unknown> = {}): void {
+    this.log[level](fields, what);
+    this.ended ??= what;
   }
 
   private checkGone(): void {
