@@ -58,13 +58,16 @@ t.test('the policy: the longest retries of one step fit the budget', async (t) =
   t.ok(SETUP_RETRY.budgetMs < 20_000, 'the client waits less than 20 s');
 });
 
-t.test('a first login makes the presence node and the inbox; the roster node only before its first write, once', async (t) => {
+t.test('a first login makes the presence node and the inbox (where the profile does not make it lazily); the roster node only before its first write, once', async (t) => {
   const { rec, account, creates } = await setup(() => undefined);
   const nodes = [NODE_PRESENCE, NODE_INBOX, NODE_ROSTER, NODE_DELIVERED, NODE_PEP];
-  t.same(nodes.map(creates), [1, 1, 0, 0, 0], 'two creations at login');
+  t.equal(account.profile.name, 'ejabberd', "the recorder's identity");
+  const inbox = account.profile.lazyInbox ? 0 : 1;
+  t.same(nodes.map(creates), [1, inbox, 0, 0, 0], `${1 + inbox} creation(s) at login`);
+  t.ok(account.lacks(NODE_INBOX) === account.profile.lazyInbox, 'the inbox known to be missing where it is made lazily');
   t.ok(account.rosterLoaded, 'the roster: empty');
   await Promise.all([account.save({ ...newEntry('romeo@montague.lit'), listed: true }), account.save({ ...newEntry('nurse@capulet.lit'), listed: true })]);
-  t.same(nodes.map(creates), [1, 1, 1, 0, 0], 'the roster node made for the first writes, once');
+  t.same(nodes.map(creates), [1, inbox, 1, 0, 0], 'the roster node made for the first writes, once');
   const roster = rec.requests.map((iq, i) => [i, createOf(iq) ?? iq.getChild('pubsub')?.getChild('publish')?.attrs.node] as const).filter(([, n]) => n === NODE_ROSTER);
   t.same(roster.map(([i]) => createOf(rec.requests[i]!) !== undefined), [true, false, false], 'made before the publishes (ejabberd would auto-create it with max_items 1)');
   await account.save({ ...newEntry('tybalt@capulet.lit'), listed: true });

@@ -49,6 +49,15 @@ export interface BackendProfile {
    * (rules/gate.ts): ejabberd aborts concurrent creations of different users' PEP nodes.
    */
   readonly concurrentCreates: number;
+  /**
+   * The inbox is made when the user first gets a subscription request, not at the first login (one
+   * node creation fewer per new account: ejabberd's dearest request of a login, bench (e)). Until
+   * then a contact's proxy leaves a request in its chat node to the user (only the sender can write
+   * there) and announces that node in the user's waiting node (rules/inbox-lazy.ts). Needs a chat
+   * service where users may create nodes (ejabberd's pubsub service; Prosody's component lets only
+   * its admins).
+   */
+  readonly lazyInbox: boolean;
 }
 
 export const PROFILES: Record<BackendName, BackendProfile> = {
@@ -65,6 +74,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     missingNodeConditions: ['item-not-found'], // a remote domain: forbidden
     ownNodesByAffiliations: true,
     concurrentCreates: 1,
+    lazyInbox: true,
   },
   prosody: {
     name: 'prosody',
@@ -77,6 +87,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     missingNodeConditions: ['forbidden'], // a remote domain: not-allowed
     ownNodesByAffiliations: false,
     concurrentCreates: 16,
+    lazyInbox: false,
   },
   // an unknown XEP-0060 service: only what every implementation must do (whitelist, affiliations)
   generic: {
@@ -90,6 +101,7 @@ export const PROFILES: Record<BackendName, BackendProfile> = {
     missingNodeConditions: ['item-not-found', 'forbidden'],
     ownNodesByAffiliations: false,
     concurrentCreates: 4,
+    lazyInbox: false,
   },
 };
 

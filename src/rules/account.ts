@@ -8,7 +8,9 @@
 //   xep207-proxy/roster    private (whitelist, no members): one item per contact (roster-item.ts)
 //   xep207-proxy/inbox     whitelist, publish_model open: other users' proxies leave subscription
 //                          presences here (item id "sub:<jid>" or "auth:<jid>"), so a request made
-//                          while the user is offline waits for the next login
+//                          while the user is offline waits for the next login. Where the profile
+//                          says lazyInbox (ejabberd), made when the first request comes, which
+//                          until then waits in the sender's chat node (inbox-lazy.ts)
 //
 // The account rule (first in the table) does the login work: find the backend profile, make the
 // backend session available, create/configure missing nodes, load the roster. Each of its requests
@@ -38,7 +40,8 @@ export const NODE_INBOX = 'xep207-proxy/inbox';
  * Nodes made at their first write, not at the first login: nobody but the user's own sessions
  * writes to them, and an empty one reads like a missing one. A first login makes two nodes instead
  * of five (ejabberd takes one creation at a time, bench (e)). The presence node and the inbox are
- * made at once: contacts subscribe to the one and leave requests in the other while the user is away.
+ * made at once: contacts subscribe to the one and leave requests in the other while the user is away;
+ * where the profile says lazyInbox, the inbox too waits for its first use (inbox-lazy.ts).
  */
 const LAZY: ReadonlySet<string> = new Set([NODE_ROSTER, NODE_DELIVERED, NODE_PEP]);
 
@@ -67,6 +70,8 @@ export type AvailableHandler = (account: Account) => void;
 export interface AccountHooks {
   change: readonly ChangeHandler[];
   available: readonly AvailableHandler[];
+  /** --pubsub-service: the one service of every domain's chat nodes (default: pubsub.<domain>) */
+  pubsubService?: string;
 }
 
 
@@ -154,6 +159,11 @@ export class Account {
   ) {
     this.bare = ctx.bare;
     this.full = ctx.jid.toString();
+  }
+
+  /** The --pubsub-service override of the chat service, if any (chat-nodes.ts chatService). */
+  get pubsubService(): string | undefined {
+    return this.hooks.pubsubService;
   }
 
   becameAvailable(): void {
@@ -249,6 +259,7 @@ export class Account {
     if (!gate) options.creates.set(this.profile.name, (gate = new Gate(this.profile.concurrentCreates)));
     this.gate = gate;
     const wanted = [...READ_AT_LOGIN, NODE_DELIVERED];
+    const lazy = (node: string) => LAZY.has(node) || (node === NODE_INBOX && this.profile.lazyInbox);
     // Which of our nodes exist: a read of each (ejabberd and Prosody look a node up by its name),
     // never a disco#items listing of the user's nodes, which ejabberd answers by scanning every PEP
     // node it holds (30-40 ms of its CPU per login with 100k nodes, bench (e)). Missing:
@@ -276,7 +287,7 @@ export class Account {
     this.ownNotifiedAtLogin = this.profile.ownerNotifiedImplicitly; // else: the owner's subscription listed below
     const roster = existing.has(NODE_ROSTER) ? early.then((res) => this.readRoster(res)) : undefined;
     roster?.catch(() => undefined); // awaited below: a failure while the creations run is not unhandled
-    for (const node of wanted) if (LAZY.has(node) && !existing.has(node)) this.unmadeBits |= bitOf(node);
+    for (const node of wanted) if (lazy(node) && !existing.has(node)) this.unmadeBits |= bitOf(node);
     // nodes this login made: empty, and nobody subscribed to them (a conflict: another session made it)
     let created = 0;
     // One pass through the gate for all of this login's creations, sent together: the backend's
@@ -284,7 +295,7 @@ export class Account {
     // process, transaction included), so a login's creations never collide with each other, only
     // with other sessions'. Two creations then hold the gate for one round trip, not two.
     // A retry sends again only what has not gone through.
-    const pending = new Set(wanted.filter((node) => !existing.has(node) && !LAZY.has(node)));
+    const pending = new Set(wanted.filter((node) => !existing.has(node) && !lazy(node)));
     if (pending.size > 0) {
       await budget.run(`create ${[...pending].join(', ')}`, () =>
         gate.run(async () => {
@@ -340,6 +351,11 @@ export class Account {
   /** One of our LAZY nodes is not made: the login found it missing, and no write made it since. */
   lacks(node: string): boolean {
     return (this.unmadeBits & bitOf(node)) !== 0;
+  }
+
+  /** One of our LAZY nodes exists after all: another session of the user made it (its read, its notification). */
+  noteExists(node: string): void {
+    this.unmadeBits &= ~bitOf(node);
   }
 
   /** The login's read of the presence node has been taken in (see `probing`). */

@@ -20,6 +20,7 @@ import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from '
 import { priorityOf } from './presence.js';
 import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
 import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announceWaiting, announcedNode, announcement, waitingNode, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, type StoredMessage } from './chat-nodes.js';
+import { isRequestItem, makeInbox, takeRequests } from './inbox-lazy.js';
 import { isTransient, retrying } from './retry.js';
 import { Answers, askServed } from './served.js';
 import type { Stanza } from '../stream/stanza.js';
@@ -196,6 +197,9 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
   const ctx = account.ctx;
   const st = stateOf(ctx);
   st.live = new Set();
+  // no inbox yet (inbox-lazy.ts): the waiting node names the chat nodes that may hold requests, and
+  // holds every node announced before the inbox is made, even one made during the wait below
+  const noInbox = account.lacks(NODE_INBOX);
   try {
     // Another resource of the user is connected: what it got live in the last MARKER_DELAY_MS may not
     // be marked yet. Its marker is written within that time (its notification updates `delivered`
@@ -206,15 +210,16 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     }
     const service = chatService(account.bare, opts.pubsubService);
     // where messages for the user can be: the nodes it got messages from (the markers), those
-    // announced since, and at the first login through the proxy those made before it had an inbox.
-    // At that login there are no markers yet: the user's sessions write them, after a login that
-    // made the presence node.
+    // announced since, and while the user has no inbox those announced in its waiting node. At the
+    // first login there are no markers yet: the user's sessions write them, after a login that made
+    // the presence node.
     const first = account.createdNode(NODE_PRESENCE);
     const [marks, inbox, waiting] = await Promise.all([
       first ? undefined : ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
-      first ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
+      first || noInbox ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
     ]);
+    if (inbox) account.noteExists(NODE_INBOX); // another session made it
     const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());
     for (const item of marks ? itemsOfResult(marks) : []) {
@@ -222,11 +227,19 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
       if (key && (delivered.get(item.id) ?? '') < key) delivered.set(item.id, key);
     }
     const nodes = new Set([...delivered.keys(), ...announced].filter((n) => n.startsWith(NODE_CHAT_PREFIX)));
-    for (const item of waiting ? itemsOfResult(waiting) : []) if (item.id.startsWith(NODE_CHAT_PREFIX)) nodes.add(item.id);
+    let contacted = false; // somebody announced a node in the waiting node
+    for (const item of waiting ? itemsOfResult(waiting) : []) {
+      if (!item.id.startsWith(NODE_CHAT_PREFIX)) continue;
+      nodes.add(item.id);
+      contacted = true;
+    }
+    const requests: Array<[string, PublishedItem[]]> = [];
     for (const node of nodes) {
       const res = await ctx.request(ps.items(service, node)).catch(() => undefined);
       if (!res) continue;
-      const pending = itemsOfResult(res)
+      const items = itemsOfResult(res);
+      if (noInbox && items.some((item) => isRequestItem(item.id))) requests.push([node, items]);
+      const pending = items
         .map((item) => ({ item, m: storedMessage(item.id, item.payload) }))
         .filter((x): x is { item: PublishedItem; m: StoredMessage } => {
           if (!x.m || st.live!.has(x.item.id)) return false;
@@ -240,6 +253,10 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     }
     // offline messages are marked at once: a resource logging in right after this one reads the marker
     await flushMarkers(account);
+    // subscription requests left while there was no inbox (after the messages: as a server's offline
+    // storage, which delivers them at initial presence too)
+    for (const [node, items] of requests) await takeRequests(account, service, node, items);
+    if (noInbox && contacted) await makeInbox(account);
     // a node with a marker needs its announcement no more
     for (const node of [...announced].filter((n) => delivered.has(n))) {
       announced.delete(node);
@@ -463,7 +480,15 @@ export function chatRule(opts: ChatOptions = {}): Rule {
         return false;
       }
       if (!ev.node.startsWith(NODE_CHAT_PREFIX)) return false;
-      for (const item of ev.items) notified(account, ev.service.toLowerCase(), ev.node, item, opts);
+      const service = ev.service.toLowerCase();
+      for (const item of ev.items) notified(account, service, ev.node, item, opts);
+      // a subscription request left while the user had no inbox (inbox-lazy.ts): applied in order
+      if (ev.items.some((item) => isRequestItem(item.id))) {
+        return takeRequests(account, service, ev.node, ev.items).then(async (took) => {
+          if (took) await makeInbox(account);
+          return true;
+        });
+      }
       return true;
     },
   };

@@ -43,6 +43,7 @@ export function defaultRules(options: RuleOptions = {}): Rule[] {
     accountRule(options.backend ?? 'auto', {
       change: [presenceOnChange, rosterOnChange, subscriptionOnChange, pepOnChange],
       available: [subscriptionOnAvailable, chatOnAvailable(chat), pepOnAvailable],
+      ...chat,
     }, options.setupRetry),
     pingRule, //                                            XEP-0199 server ping
     ownNodesRule, //                                        a client's raw pubsub on the proxy's nodes: forbidden

@@ -21,6 +21,7 @@ import { NS_CLIENT } from '../xmpp/ns.js';
 import { bareOf } from '../xmpp/jid.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, type Account } from './account.js';
+import { leaveInChatNode } from './inbox-lazy.js';
 import { grantNodes, revokeNodes } from './pep-access.js';
 import { newEntry, type RosterEntry } from './roster-item.js';
 import { hasFrom, hasTo, inbound, isSubscriptionType, outbound, type SubscriptionType } from './subscription-states.js';
@@ -37,7 +38,8 @@ export type InboxResult = 'ok' | 'not-enrolled' | StanzaError;
 
 /**
  * Leave a subscription presence in the contact's inbox. 'not-enrolled': the contact has no inbox yet
- * (never logged in through a proxy, or no such account: the backend cannot tell which).
+ * (never logged in through a proxy, or no such account: the backend cannot tell which), and where
+ * the profile makes inboxes lazily, the chat service would not take it either.
  */
 export async function toInbox(account: Account, contact: string, type: SubscriptionType, extra: Element[]): Promise<InboxResult> {
   const presence = xml(
@@ -46,14 +48,22 @@ export async function toInbox(account: Account, contact: string, type: Subscript
     ...extra.map(clone),
     xml('inbox', { xmlns: NS_INBOX, nonce: randomToken(9) }),
   );
+  const id = inboxItemId(type, account.bare);
+  const publish = () => account.ctx.request(ps.publish(contact, NODE_INBOX, id, presence));
   try {
-    await account.ctx.request(ps.publish(contact, NODE_INBOX, inboxItemId(type, account.bare), presence));
+    await publish();
     return 'ok';
   } catch (err) {
     const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
-    if (account.profile.missingNodeConditions.includes(e.condition)) return 'not-enrolled';
-    return e;
+    if (!account.profile.missingNodeConditions.includes(e.condition)) return e;
+    if (!account.profile.lazyInbox) return 'not-enrolled';
   }
+  // the contact's proxy makes its inbox when the first request comes (inbox-lazy.ts)
+  if (!(await leaveInChatNode(account, contact, id, presence))) return 'not-enrolled';
+  // made in the meantime, and the chat node read before our item was in it? Then the inbox has it
+  // too (the same nonce: applied once)
+  await publish().catch(() => undefined);
+  return 'ok';
 }
 
 /** Make `contact` a subscriber of our presence node. */

@@ -143,6 +143,7 @@ export const subscriptionRule: Rule = {
     if (event?.getChild('subscription')?.attrs.node === NODE_PRESENCE) return true;
     const ev = own ? eventOf(s) : undefined;
     if (!ev || ev.node !== NODE_INBOX) return false;
+    account.noteExists(NODE_INBOX); // made by another session of the user (inbox-lazy.ts)
     if (ev.items.length === 0) return true; // retractions of processed items
     return drainInbox(account, ev.items).then(() => true);
   },
