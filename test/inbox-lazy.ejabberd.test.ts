@@ -16,6 +16,7 @@ const USERS: Array<[string, string, string]> = [
   ['nurse', 'capulet.lit', PASSWORD],
   ['paris', 'capulet.lit', PASSWORD],
   ['tybalt', 'capulet.lit', PASSWORD],
+  ['benvolio', 'montague.lit', PASSWORD],
 ];
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
@@ -35,7 +36,7 @@ t.test('the inbox made when first needed, on ejabberd', async (t) => {
     const before = cap.toBackend().length;
     for (const [u, d] of USERS.filter(([u]) => u !== 'paris')) await (await login(u, d, 'first')).stop();
     const sent = cap.toBackend().slice(before);
-    t.equal(count(sent, /<create node=["']presence["']/g), 4, 'four presence nodes');
+    t.equal(count(sent, /<create node=["']presence["']/g), 5, 'five presence nodes');
     t.equal(count(sent, INBOX_CREATE), 0, 'no inbox');
   });
 
@@ -108,5 +109,17 @@ t.test('the inbox made when first needed, on ejabberd', async (t) => {
     await paris.send(xml('presence', { to: NURSE, type: 'subscribed' }));
     await waitFor(nurse, isPush(PARIS, { subscription: 'to' }), 8000);
     await Promise.all([paris.stop(), nurse.stop()]);
+  });
+
+  t.test('a later login of a user nobody has contacted reads the waiting node, not the delivery markers', async (t) => {
+    const mark = cap.toBackend().length;
+    const benvolio = await login('benvolio', 'montague.lit', 'square');
+    await online(benvolio);
+    await new Promise((r) => setTimeout(r, 1000));
+    const sent = cap.toBackend().slice(mark);
+    t.equal(count(sent, /<items node=["']xep207-proxy\/waiting\//g), 1, 'the waiting node read once');
+    t.equal(count(sent, /<items node=["']xep207-proxy\/delivered["']/g), 0, 'no markers read: an empty waiting node says there are none');
+    t.equal(count(sent, INBOX_CREATE), 0, 'no inbox made');
+    await benvolio.stop();
   });
 });

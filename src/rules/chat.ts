@@ -212,14 +212,20 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
     // where messages for the user can be: the nodes it got messages from (the markers), those
     // announced since, and while the user has no inbox those announced in its waiting node. At the
     // first login there are no markers yet: the user's sessions write them, after a login that made
-    // the presence node.
+    // the presence node. Without an inbox, an empty waiting node says there are none either: every
+    // chat node to a user without an inbox is announced there (a failed announcement aside, which
+    // is logged), so the markers are read only when it names a node (the catch-up that finds one
+    // makes the inbox): a user nobody has contacted pays one read per login, not two.
     const first = account.createdNode(NODE_PRESENCE);
-    const [marks, inbox, waiting] = await Promise.all([
-      first ? undefined : ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined),
+    const readMarks = () => ctx.request(ps.items(undefined, NODE_DELIVERED)).catch(() => undefined);
+    const [marksRead, inbox, waiting] = await Promise.all([
+      first || noInbox ? undefined : readMarks(),
       st.announced ? undefined : ctx.request(ps.items(undefined, NODE_INBOX)).catch(() => undefined),
       first || noInbox ? ctx.request(ps.items(service, waitingNode(account.bare))).catch(() => undefined) : undefined,
     ]);
     if (inbox) account.noteExists(NODE_INBOX); // another session made it
+    const named = waiting !== undefined && itemsOfResult(waiting).some((item) => item.id.startsWith(NODE_CHAT_PREFIX));
+    const marks = !first && noInbox && (inbox !== undefined || named) ? await readMarks() : marksRead;
     const announced = (st.announced ??= announcements(inbox));
     const delivered = (st.delivered ??= new Map());
     for (const item of marks ? itemsOfResult(marks) : []) {
