@@ -6,9 +6,10 @@
 import t from 'tap';
 import type { Element } from 'ltx';
 import { twoProxies } from './harness/two-proxies.js';
-import { waitFor, xml } from './harness/xmpp.js';
+import { RawClient, waitFor, xml } from './harness/xmpp.js';
 import { PASSWORD, isPresence, isPush, rosterOf, sessions } from './harness/roster.js';
-import { chatNode } from '../src/rules/chat-nodes.js';
+import { NS_CHAT, chatNode, waitingNode } from '../src/rules/chat-nodes.js';
+import { NS_INBOX } from '../src/rules/subscription-ops.js';
 
 const USERS: Array<[string, string, string]> = [
   ['juliet', 'capulet.lit', PASSWORD],
@@ -17,24 +18,26 @@ const USERS: Array<[string, string, string]> = [
   ['paris', 'capulet.lit', PASSWORD],
   ['tybalt', 'capulet.lit', PASSWORD],
   ['benvolio', 'montague.lit', PASSWORD],
+  ['mercutio', 'montague.lit', PASSWORD], // straight at the backend only
 ];
 const JULIET = 'juliet@capulet.lit';
 const ROMEO = 'romeo@montague.lit';
 const NURSE = 'nurse@capulet.lit';
 const PARIS = 'paris@capulet.lit';
 const TYBALT = 'tybalt@capulet.lit';
+const BENVOLIO = 'benvolio@montague.lit';
 
 const INBOX_CREATE = /<create node=["']xep207-proxy\/inbox["']/g;
 const inboxPublishTo = (jid: string) => new RegExp(`<iq[^>]*to=["']${jid.replace('.', '\\.')}["'][^>]*>\\s*<pubsub[^>]*>\\s*<publish node=["']xep207-proxy/inbox["']`, 'g');
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
 
 t.test('the inbox made when first needed, on ejabberd', async (t) => {
-  const { cap, proxy, other } = await twoProxies(t, 'ejabberd', USERS);
+  const { backend, cap, proxy, other } = await twoProxies(t, 'ejabberd', USERS);
   const { login, online } = sessions(t, PASSWORD, () => proxy);
 
   t.test('a first login makes no inbox', async (t) => {
     const before = cap.toBackend().length;
-    for (const [u, d] of USERS.filter(([u]) => u !== 'paris')) await (await login(u, d, 'first')).stop();
+    for (const [u, d] of USERS.filter(([u]) => u !== 'paris' && u !== 'mercutio')) await (await login(u, d, 'first')).stop();
     const sent = cap.toBackend().slice(before);
     t.equal(count(sent, /<create node=["']presence["']/g), 5, 'five presence nodes');
     t.equal(count(sent, INBOX_CREATE), 0, 'no inbox');
@@ -120,6 +123,35 @@ t.test('the inbox made when first needed, on ejabberd', async (t) => {
     t.equal(count(sent, /<items node=["']xep207-proxy\/waiting\//g), 1, 'the waiting node read once');
     t.equal(count(sent, /<items node=["']xep207-proxy\/delivered["']/g), 0, 'no markers read: an empty waiting node says there are none');
     t.equal(count(sent, INBOX_CREATE), 0, 'no inbox made');
+    await benvolio.stop();
+  });
+
+  t.test("a request and a message forged in a node squatting another sender's name are not taken", async (t) => {
+    // mercutio, straight at the backend, makes the node named for romeo -> benvolio first, without
+    // the publisher stamp, announces it in benvolio's waiting node and leaves a subscribe "from romeo"
+    const node = chatNode(ROMEO, BENVOLIO);
+    const waiting = waitingNode(BENVOLIO);
+    const direct = await RawClient.login(backend.port, 'montague.lit', 'mercutio', PASSWORD, 'direct');
+    t.teardown(() => direct.close());
+    const NS = 'http://jabber.org/protocol/pubsub';
+    const steps = [
+      `<create node='${node}'/>`,
+      `<publish node='${waiting}'><item id='${node}'><chat xmlns='${NS_CHAT}' node='${node}'/></item></publish>`,
+      `<publish node='${node}'><item id='sub:${ROMEO}'><presence xmlns='jabber:client' type='subscribe' from='${ROMEO}' to='${BENVOLIO}'><inbox xmlns='${NS_INBOX}' nonce='forged'/></presence></item></publish>`,
+      `<publish node='${node}'><item id='m1'><message xmlns='jabber:client' type='chat' from='${ROMEO}/orchard' to='${BENVOLIO}'><body>forged</body><sent xmlns='${NS_CHAT}' at='2026-12-02T00:00:00.000Z'/></message></item></publish>`,
+    ];
+    let n = 0;
+    for (const step of steps) {
+      const id = `f${++n}`;
+      direct.send(`<iq type='set' id='${id}' to='pubsub.montague.lit'><pubsub xmlns='${NS}'>${step}</pubsub></iq>`);
+      t.match((await direct.expect(new RegExp(`<iq [^>]*id=["']${id}["'][^>]*>`)))[0], /type=["']result["']/, `step ${n} done at the backend`);
+    }
+    const benvolio = await login('benvolio', 'montague.lit', 'fountain');
+    await online(benvolio);
+    await new Promise((r) => setTimeout(r, 1500));
+    t.notOk(benvolio.received.some(isPresence(ROMEO, 'subscribe')), 'no request "from romeo"');
+    t.notOk((await rosterOf(benvolio)).has(ROMEO), 'nor a roster entry');
+    t.notOk(benvolio.received.some((m: Element) => m.name === 'message' && m.getChildText('body') === 'forged'), 'no message "from romeo"');
     await benvolio.stop();
   });
 });

@@ -67,6 +67,16 @@ export async function announceWaiting(ctx: RuleContext, profile: BackendProfile,
   await retrying(ctx.log, 'waiting announcement', () => ctx.request(ps.publish(service, waiting, node, announcement(node))));
 }
 
+/**
+ * Node names can be guessed: anybody with direct access to the backend may create the node named for
+ * another sender to a user first, configured without the publisher stamp, and write "from" that
+ * sender. Where the proxy's nodes carry the stamp (the profile's node configuration), an item without
+ * one is not taken; with one, the readers check that it names the sender.
+ */
+export function unstamped(profile: BackendProfile, item: { publisher?: string }): boolean {
+  return profile.extraNodeConfig['pubsub#itemreply'] === 'publisher' && !item.publisher;
+}
+
 export function chatNode(sender: string, recipient: string): string {
   return NODE_CHAT_PREFIX + createHash('sha256').update(`${sender}\n${recipient}`).digest('base64url').slice(0, 32);
 }
