@@ -27,6 +27,7 @@ import type { BackendProfile } from '../backends/profile.js';
 import type { Fields } from '../pubsub/forms.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
+import { bareOf } from '../xmpp/jid.js';
 import { NS_CLIENT } from '../xmpp/ns.js';
 import { StanzaError } from '../xmpp/stanza-error.js';
 import { retrying } from './retry.js';
@@ -68,13 +69,15 @@ export async function announceWaiting(ctx: RuleContext, profile: BackendProfile,
 }
 
 /**
- * Node names can be guessed: anybody with direct access to the backend may create the node named for
- * another sender to a user first, configured without the publisher stamp, and write "from" that
- * sender. Where the proxy's nodes carry the stamp (the profile's node configuration), an item without
- * one is not taken; with one, the readers check that it names the sender.
+ * May `item` of a chat node be `sender`'s (a bare JID, lower-case)? Node names can be guessed:
+ * anybody with direct access to the backend may create the node named for another sender to a user
+ * first, configured without the publisher stamp, and write "from" that sender. So where the proxy's
+ * nodes carry the stamp (the profile's node configuration) an item without one is not taken, and a
+ * stamp must name the sender.
  */
-export function unstamped(profile: BackendProfile, item: { publisher?: string }): boolean {
-  return profile.extraNodeConfig['pubsub#itemreply'] === 'publisher' && !item.publisher;
+export function writtenBy(profile: BackendProfile, item: { publisher?: string }, sender: string): boolean {
+  if (!item.publisher) return profile.extraNodeConfig['pubsub#itemreply'] !== 'publisher';
+  return bareOf(item.publisher).toLowerCase() === sender;
 }
 
 export function chatNode(sender: string, recipient: string): string {

@@ -19,7 +19,7 @@ import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_INBOX, NODE_PRESENCE, accountOf, hasAccount, type Account } from './account.js';
 import { priorityOf } from './presence.js';
 import { carbonCopy, carbonEligible, carbonsWanted } from './carbons.js';
-import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announceWaiting, announcedNode, announcement, waitingNode, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, unstamped, type StoredMessage } from './chat-nodes.js';
+import { ANNOUNCE_PREFIX, NODE_CHAT_PREFIX, NODE_DELIVERED, NS_CHAT, announceWaiting, announcedNode, announcement, waitingNode, chatNode, chatService, createChatNode, messagePayload, sendStamp, storedMessage, writtenBy, type StoredMessage } from './chat-nodes.js';
 import { isRequestItem, makeInbox, takeRequests } from './inbox-lazy.js';
 import { isTransient, retrying } from './retry.js';
 import { Answers, askServed } from './served.js';
@@ -172,7 +172,7 @@ function notified(account: Account, service: string, node: string, item: Publish
   const to = bareOf(m.to).toLowerCase();
   // the node's name says who may write into it; the backend's publisher stamp, where given, agrees
   if (node !== chatNode(from, to) || service !== chatService(to, opts.pubsubService)) return;
-  if (unstamped(account.profile, item) || (item.publisher && bareOf(item.publisher).toLowerCase() !== from)) return;
+  if (!writtenBy(account.profile, item, from)) return;
   const ctx = account.ctx;
   if (from === account.bare) {
     // §6's "bcc" of our own message, from a node made when the sender was subscribed too (earlier
@@ -248,9 +248,9 @@ async function catchUp(account: Account, opts: ChatOptions): Promise<void> {
       const pending = items
         .map((item) => ({ item, m: storedMessage(item.id, item.payload) }))
         .filter((x): x is { item: PublishedItem; m: StoredMessage } => {
-          if (!x.m || st.live!.has(x.item.id) || unstamped(account.profile, x.item)) return false;
+          if (!x.m || st.live!.has(x.item.id)) return false;
           const from = bareOf(x.m.from).toLowerCase();
-          if (x.item.publisher && bareOf(x.item.publisher).toLowerCase() !== from) return false;
+          if (!writtenBy(account.profile, x.item, from)) return false;
           return from !== account.bare && bareOf(x.m.to).toLowerCase() === account.bare && chatNode(from, account.bare) === node && x.m.key > (delivered.get(node) ?? '');
         })
         .sort((a, b) => (a.m.key < b.m.key ? -1 : 1));

@@ -20,7 +20,7 @@ import type { PublishedItem } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { bareOf } from '../xmpp/jid.js';
 import { NODE_INBOX, type Account } from './account.js';
-import { announceWaiting, chatNode, chatService, createChatNode, unstamped } from './chat-nodes.js';
+import { announceWaiting, chatNode, chatService, createChatNode, writtenBy } from './chat-nodes.js';
 import { retrying } from './retry.js';
 import { receiveSubscription } from './subscription-ops.js';
 
@@ -57,10 +57,10 @@ export async function takeRequests(account: Account, service: string, node: stri
   if (service !== chatService(account.bare, account.pubsubService)) return false;
   let took = false;
   for (const item of items) {
-    // (receiveSubscription checks that a stamp names the sender)
-    if (!isRequestItem(item.id) || unstamped(account.profile, item)) continue;
+    if (!isRequestItem(item.id)) continue;
     const from = item.payload?.attrs.from as string | undefined;
-    if (!from || node !== chatNode(bareOf(from).toLowerCase(), account.bare)) continue;
+    const sender = from === undefined ? undefined : bareOf(from).toLowerCase();
+    if (!sender || node !== chatNode(sender, account.bare) || !writtenBy(account.profile, item, sender)) continue;
     took = true;
     try {
       await account.exclusive(() => receiveSubscription(account, item));
