@@ -153,7 +153,9 @@ export async function receiveSubscription(account: Account, item: PublishedItem)
   const fromAttr = p.attrs.from as string | undefined;
   if (!isSubscriptionType(type) || !fromAttr) return false;
   const from = bareOf(fromAttr).toLowerCase();
-  // the item id names the sender; the backend's publisher stamp (where it gives one) must agree
+  // the item id names the sender; the backend's publisher stamp (where it gives one) must agree.
+  // Not chat-nodes.ts's writtenBy, which also refuses an unstamped item: the inbox is the user's own
+  // PEP node, which nobody else can create, and one made before the profile's stamp config has none.
   if (item.id !== inboxItemId(type, from)) return false;
   if (item.publisher && bareOf(item.publisher).toLowerCase() !== from) {
     account.ctx.log.warn({ publisher: item.publisher, from }, 'inbox item with a forged sender ignored');
