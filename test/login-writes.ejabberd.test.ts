@@ -71,15 +71,25 @@ t.test('login writes on ejabberd', async (t) => {
     c.close();
   });
 
+  /** the login's reads of the user's own nodes, per node name, in the chunks they went in */
+  const reads = (sent: Array<{ text: string }>) =>
+    sent.map((e) => [...e.text.matchAll(/<items node="(presence|xep207-proxy\/(?:roster|inbox|pep))"\/>/g)].map((m) => m[1])).filter((r) => r.length > 0);
+
   t.test('first login: the presence publish and the waiting node read in one write', async (t) => {
-    const { publish } = await loginSent('first');
+    const { sent, publish } = await loginSent('first');
     t.ok(publish, 'the presence was published');
+    // the presence node is read alone: missing, it is the user's first login through the proxy, and
+    // the user's other nodes (made by its own sessions after that one) are not asked for
+    t.same(reads(sent), [['presence']], 'the presence node read alone, no read of the roster, inbox or PEP registry');
+    t.ok(sent.some((e) => /<create node="presence"\/>/.test(e.text)), 'and the presence node made');
     t.match(publish?.text ?? '', /<items node="xep207-proxy\/waiting\//, "the read of the user's waiting node goes with it");
   });
 
   t.test("second login: the presence publish and the catch-up's read in one write", async (t) => {
     const { sent, publish } = await loginSent('second');
     t.ok(publish, 'the presence was published');
+    // an account this proxy has seen with its presence node: its four reads in one write
+    t.same(reads(sent).map((r) => [...r].sort()), [['presence', 'xep207-proxy/inbox', 'xep207-proxy/pep', 'xep207-proxy/roster']], 'the four reads of the login in one write');
     // nobody has contacted juliet: no inbox yet (ejabberd's lazy inbox), so the catch-up reads her
     // waiting node, and no delivery markers (an empty waiting node says there are none)
     t.match(publish?.text ?? '', /<items node="xep207-proxy\/waiting\//, "the read of the user's waiting node goes with it");

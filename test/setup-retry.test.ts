@@ -19,16 +19,21 @@ const FAST: RetryPolicy = { ...SETUP_RETRY, baseMs: 1, capMs: 4, budgetMs: 2000 
 const createOf = (iq: Element) => iq.getChild('pubsub')?.getChild('create')?.attrs.node as string | undefined;
 const isDiscoInfo = (iq: Element) => iq.getChild('query')?.attrs.xmlns === 'http://jabber.org/protocol/disco#info';
 
-/** Log in juliet with the account rule; `fail` may answer a request with an error instead. */
-async function setup(fail: (iq: Element) => Answer, policy = FAST) {
-  // a first login: no node exists (items: item-not-found) until created, so every node is created
+/** A backend without the user's nodes: a read answers item-not-found until the node is created. */
+function noNodesUntilMade(): (iq: Element) => Answer {
   const made = new Set<string>();
-  const noNodes = (iq: Element): Answer => {
+  return (iq) => {
     const created = createOf(iq);
     if (created) made.add(created);
     const items = iq.getChild('pubsub')?.getChild('items')?.attrs.node as string | undefined;
     return items && !made.has(items) ? new StanzaError('item-not-found') : undefined;
   };
+}
+
+/** Log in juliet with the account rule; `fail` may answer a request with an error instead. */
+async function setup(fail: (iq: Element) => Answer, policy = FAST) {
+  // a first login: no node exists (items: item-not-found) until created, so every node is created
+  const noNodes = noNodesUntilMade();
   const rec = recordingContext('juliet@capulet.lit/balcony', { answer: (iq) => fail(iq) ?? noNodes(iq) });
   const rule = accountRule('auto', { change: [], available: [] }, policy);
   await rule.onBound!(rec.ctx);
@@ -72,6 +77,42 @@ t.test('a first login makes the presence node and the inbox (where the profile d
   t.same(roster.map(([i]) => createOf(rec.requests[i]!) !== undefined), [true, false, false], 'made before the publishes (ejabberd would auto-create it with max_items 1)');
   await account.save({ ...newEntry('tybalt@capulet.lit'), listed: true });
   t.equal(creates(NODE_ROSTER), 1, 'not again');
+});
+
+t.test("the login's reads: the presence node alone for an account the proxy has not seen, all at once after", async (t) => {
+  const readsOf = (iqs: Element[]) => iqs.map((iq) => iq.getChild('pubsub')?.getChild('items')?.attrs.node as string | undefined).filter((n) => n !== undefined);
+  const own = [NODE_PRESENCE, NODE_ROSTER, NODE_INBOX, NODE_PEP];
+  // one proxy (one rule table): juliet's first login finds no presence node
+  const noNodes = noNodesUntilMade();
+  const rule = accountRule('ejabberd', { change: [], available: [] }, FAST);
+  const first = recordingContext('juliet@capulet.lit/balcony', { answer: noNodes });
+  await rule.onBound!(first.ctx);
+  t.same(readsOf(first.requests), [NODE_PRESENCE], 'a first login: the presence node read, nothing else');
+  t.same(first.requests.map(createOf).filter(Boolean), [NODE_PRESENCE], 'then made');
+  t.ok(accountOf(first.ctx).rosterLoaded, 'the roster: empty');
+  t.ok(accountOf(first.ctx).lacks(NODE_PEP) && accountOf(first.ctx).lacks(NODE_ROSTER), 'the lazy nodes known to be missing');
+  // the next login of juliet through the same proxy: the four reads at once
+  const second = recordingContext('juliet@capulet.lit/orchard', { answer: noNodes });
+  await rule.onBound!(second.ctx);
+  t.same([...readsOf(second.requests)].sort(), [...own].sort(), 'a later login reads all four');
+  // another proxy (a restart, a second instance) and an account with its nodes: the presence
+  // node's read first, then the others, the roster loaded from its read
+  const other = accountRule('ejabberd', { change: [], available: [] }, FAST);
+  const order: string[] = [];
+  const third = recordingContext('juliet@capulet.lit/garden', {
+    answer: (iq) => {
+      const node = iq.getChild('pubsub')?.getChild('items')?.attrs.node as string | undefined;
+      if (node) order.push(node);
+      return undefined; // every node exists (the recorder's own, and empty ones)
+    },
+  });
+  third.nodes.set(NODE_PEP, []);
+  third.nodes.set(NODE_ROSTER, [xml('item', { id: 'romeo@montague.lit' })]);
+  await other.onBound!(third.ctx);
+  t.equal(order[0], NODE_PRESENCE, 'the presence node read first');
+  t.same([...order].sort(), [...own].sort(), 'then the others');
+  t.ok(accountOf(third.ctx).rosterLoaded, 'the roster read');
+  t.same(third.requests.map(createOf).filter(Boolean), [], 'nothing made');
 });
 
 t.test('a transient error is retried until the setup succeeds', async (t) => {
