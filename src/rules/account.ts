@@ -89,7 +89,7 @@ export interface AccountOptions {
   known: RecentSet;
 }
 
-/** Accounts a proxy remembers having seen with a presence node (about 100 bytes each); README "Limits". */
+/** Accounts a proxy remembers having seen with a presence node (about 100 bytes each); README "Presence, subscriptions and roster". */
 export const KNOWN_ACCOUNTS = 50_000;
 
 /** What a login's read of one of our nodes found. */
@@ -302,7 +302,7 @@ export class Account {
     // requests fewer per first login (each an item-not-found: about 0.1 ms of ejabberd's CPU), for
     // one round trip more at the first login of a known user through this instance.
     const known = options.known.has(this.ctx.bare);
-    if (known) ask(NODE_ROSTER); // the roster's read first: its answer is what the client asks for next
+    if (known) ask(NODE_ROSTER); // sent first, as before this change
     this.probing++; // the presence node's read: a notification meanwhile is newer than its answer
     this.loginProbe = true;
     const presence = outcome(NODE_PRESENCE);
