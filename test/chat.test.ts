@@ -217,6 +217,18 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(await ask('pubsub.montague.lit', nodeOf(ROMEO), true), 'forbidden', 'publishing into a chat node');
       t.equal(await ask(undefined, 'xep207-proxy/roster'), 'forbidden', "the user's own roster node");
       t.equal(await ask(undefined, 'urn:xmpp:avatar:metadata', true), 'result', 'a PEP publish of its own passes through');
+      const owner = (to: string | undefined, child: Element, type = 'set') =>
+        juliet.iqCaller
+          .request(xml('iq', { type, ...(to ? { to } : {}) }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub#owner' }, child)))
+          .then(() => 'result', (e: { condition?: string }) => `${e.condition}`);
+      const open = xml('configure', { node: 'presence' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#node_config')), xml('field', { var: 'pubsub#access_model' }, xml('value', {}, 'open'))));
+      t.equal(await owner(undefined, open), 'forbidden', "opening its own presence node's access");
+      t.equal(await owner(JULIET, xml('delete', { node: 'presence' })), 'forbidden', 'deleting its own presence node (to its bare JID)');
+      t.equal(await owner(undefined, xml('purge', { node: 'presence' })), 'forbidden', 'purging it');
+      t.equal(await owner(undefined, xml('subscriptions', { node: 'presence' }, xml('subscription', { jid: 'mallory@montague.lit', subscription: 'subscribed' }))), 'forbidden', 'adding a subscriber behind the roster');
+      const config = await juliet.iqCaller.request(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub#owner' }, xml('configure', { node: 'presence' }))));
+      const access = config.getChild('pubsub')?.getChild('configure')?.getChild('x', 'jabber:x:data')?.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')?.getChildText('value');
+      t.ok(access !== undefined && access !== 'open', `reading its configuration passes, and the node is there, not opened (${access})`);
       await juliet.stop();
     });
 

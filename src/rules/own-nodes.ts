@@ -2,11 +2,16 @@
 // `xep207-proxy/`) are the mapping's storage, not something a client may read or write with its own
 // pubsub requests. Some must be open on the backend (a room's occupants node lists real JIDs and is
 // `open` so that every proxy instance can work on it), so a client's raw XEP-0060 request naming one
-// gets `forbidden` from the proxy instead of passing through. Other pubsub traffic (PEP, the user's
-// own nodes on any service) passes as before.
+// gets `forbidden` from the proxy instead of passing through. The user's own `presence` node (§3) is
+// the roster's storage too (its subscriptions are the roster, §4): a client's owner request changing
+// it (configure, delete, purge, subscriptions, affiliations) would open the user's presence to anyone
+// or lose the roster, so an owner `set` naming it on the user's own PEP service is refused as well;
+// reading it (items, configure get) passes. Other pubsub traffic (PEP, the user's own nodes on any
+// service) passes as before.
 import type { Element } from 'ltx';
 import { NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
+import { NODE_PRESENCE } from './account.js';
 import type { Rule } from './types.js';
 
 export const OWN_NODE_PREFIX = 'xep207-proxy/';
@@ -21,6 +26,16 @@ function namesOwnNode(el: Element): boolean {
   return false;
 }
 
+function namesNode(el: Element, name: string): boolean {
+  for (const c of el.children) if (typeof c !== 'string' && c.attrs.node === name) return true;
+  return false;
+}
+
+/** Is `to` the user's own PEP service (no `to`, or the bare JID, compared without case)? */
+function ownService(to: string | undefined, bare: string): boolean {
+  return to === undefined || to === bare || to.toLowerCase() === bare.toLowerCase();
+}
+
 export const ownNodesRule: Rule = {
   name: 'own-nodes',
   sees: { client: ['iq'] },
@@ -28,6 +43,13 @@ export const ownNodesRule: Rule = {
   fromClient(s, ctx) {
     if (s.name !== 'iq' || (s.attrs.type !== 'get' && s.attrs.type !== 'set')) return false;
     if (s.childName !== 'pubsub' || (s.childNs !== NS_PUBSUB && s.childNs !== NS_PUBSUB_OWNER)) return false;
+    if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && ownService(s.attrs.to, ctx.bare)) {
+      const pubsub = s.el.getChild('pubsub', NS_PUBSUB_OWNER);
+      if (pubsub && namesNode(pubsub, NODE_PRESENCE)) {
+        ctx.toClient(errorReply(s.el, new StanzaError('forbidden', 'the presence node is kept by the server'), ctx.domain));
+        return true;
+      }
+    }
     if (!s.raw.includes(OWN_NODE_PREFIX)) return false; // the cheap look first
     const el = s.el;
     if (!namesOwnNode(el)) return false;
