@@ -56,8 +56,10 @@ export async function main(argv = process.argv): Promise<void> {
       log.info({ signal, sessions: proxy.sessions.size, drainTimeoutMs: config.drainTimeout }, 'shutting down');
       proxy.drain().then(() => {
         log.info('stopped');
-        log.flush?.();
-        setImmediate(() => process.exit(0));
+        // the last lines written before exit (a stdout that takes no more: exit after a second anyway)
+        const exit = () => process.exit(0);
+        setTimeout(exit, 1000).unref();
+        log.flush(exit);
       });
     };
     process.on('SIGINT', () => stop('SIGINT'));
