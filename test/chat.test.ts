@@ -226,6 +226,19 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(await owner(JULIET, xml('delete', { node: 'presence' })), 'forbidden', 'deleting its own presence node (to its bare JID)');
       t.equal(await owner(undefined, xml('purge', { node: 'presence' })), 'forbidden', 'purging it');
       t.equal(await owner(undefined, xml('subscriptions', { node: 'presence' }, xml('subscription', { jid: 'mallory@montague.lit', subscription: 'subscribed' }))), 'forbidden', 'adding a subscriber behind the roster');
+      // the same requests with the node's name spelled with character references (XML 1.0 §4.1): what
+      // the backend reads is the same name
+      const rawAsk = async (id: string, inner: string, type = 'get') => {
+        await juliet.write(`<iq type='${type}' id='${id}'>${inner}</iq>`);
+        const answer = await waitFor(juliet, (s: Element) => s.name === 'iq' && s.attrs.id === id);
+        return answer.attrs.type === 'error' ? (answer.getChild('error')?.children.find((c): c is Element => typeof c !== 'string')?.name ?? 'error') : answer.attrs.type;
+      };
+      t.equal(await rawAsk('esc1', "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='xep207-proxy&#x2F;roster'/></pubsub>"), 'forbidden', "the roster node's name with a character reference");
+      t.equal(await rawAsk('esc2', "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='&#120;ep207-proxy/roster'/></pubsub>"), 'forbidden', 'another letter so spelled');
+      t.equal(await rawAsk('esc3', "<pubsub xmlns='http://jabber.org/protocol/pubsub&#x23;owner'><purge node='presenc&#101;'/></pubsub>", 'set'), 'forbidden', "an owner request on the presence node, namespace and name so spelled");
+      // and with the pubsub element under a prefix of its own (XML namespaces: the same element)
+      t.equal(await rawAsk('pre1', "<ps:pubsub xmlns:ps='http://jabber.org/protocol/pubsub'><ps:items node='xep207-proxy/roster'/></ps:pubsub>"), 'forbidden', 'a prefixed request for the roster node');
+      t.equal(await rawAsk('pre2', "<o:pubsub xmlns:o='http://jabber.org/protocol/pubsub#owner'><o:delete node='presence'/></o:pubsub>", 'set'), 'forbidden', 'a prefixed owner request deleting the presence node');
       const config = await juliet.iqCaller.request(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub#owner' }, xml('configure', { node: 'presence' }))));
       const access = config.getChild('pubsub')?.getChild('configure')?.getChild('x', 'jabber:x:data')?.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')?.getChildText('value');
       t.ok(access !== undefined && access !== 'open', `reading its configuration passes, and the node is there, not opened (${access})`);

@@ -84,6 +84,26 @@ t.test('yields header, top-level elements with their exact bytes, and the end', 
   }
 });
 
+t.test("a prefixed first child's namespace is the one its prefix stands for", async (t) => {
+  const PS = 'http://jabber.org/protocol/pubsub';
+  const input =
+    HEADER +
+    `<iq type='get' id='a'><ps:pubsub xmlns:ps='${PS}' xmlns='urn:other'><ps:items node='n'/></ps:pubsub></iq>` +
+    `<iq type='get' id='b' xmlns:ps='${PS}&#x23;owner'><ps:pubsub><ps:delete node='n'/></ps:pubsub></iq>` +
+    `<iq type='get' id='c'><ps:pubsub xmlns:p='urn:not-it' xmlns:ps='${PS}'/></iq>` +
+    `<iq type='get' id='d'><query xmlns:q='urn:q' xmlns='jabber:iq:roster'/></iq>` +
+    `<iq type='get' id='e'><pubsub/></iq>`;
+  for (const chunk of [Infinity, 1, 5]) {
+    const [a, b, c, d, e] = tokenize(input, chunk).elements;
+    t.same([a!.childName, a!.childNs], ['pubsub', PS], `declared on the child (its default namespace is not its own) (chunk ${chunk})`);
+    t.same([b!.childName, b!.childNs], ['pubsub', `${PS}#owner`], 'declared on the top-level element, a character reference in it');
+    t.equal(c!.childNs, PS, 'among other declarations');
+    t.equal(d!.childNs, 'jabber:iq:roster', 'an unprefixed child: its xmlns, not a prefix it declares');
+    t.equal(e!.childNs, undefined, 'no namespace of its own: none');
+    t.equal(a!.el.getChild('pubsub', PS)?.getChild('items', PS)?.attrs.node, 'n', 'the tree agrees');
+  }
+});
+
 t.test('CDATA inside a stanza is text; a BOM before the header is fine', async (t) => {
   const ev = tokenize('\ufeff' + HEADER + '<message><body><![CDATA[a <b> & c]]></body></message>', 5);
   t.equal(ev.elements[0]!.el.getChildText('body'), 'a <b> & c');

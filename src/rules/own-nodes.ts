@@ -50,7 +50,9 @@ export const ownNodesRule: Rule = {
         return true;
       }
     }
-    if (!s.raw.includes(OWN_NODE_PREFIX)) return false; // the cheap look first
+    // the cheap look first: the prefix in the bytes, or a character reference (XML 1.0 §4.1: `&#x2F;`
+    // is a `/` to the backend) that could spell it otherwise
+    if (!s.raw.includes(OWN_NODE_PREFIX) && !s.raw.includes('&#')) return false;
     const el = s.el;
     if (!namesOwnNode(el)) return false;
     ctx.toClient(errorReply(el, new StanzaError('forbidden', "the proxy's own node"), ctx.domain));

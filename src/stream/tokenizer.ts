@@ -738,6 +738,11 @@ export class Tokenizer {
         if (attrColon === nameStart + 5 && at(buf, nameStart, 'xmlns')) {
           if (close === valueStart) throw nwf('empty namespace for a prefix');
           (declaring ??= []).push(buf.slice(attrColon + 1, attrEnd));
+          // a prefixed first child declaring its own prefix (<ps:pubsub xmlns:ps='...'>): its namespace
+          if (wantChildNs && colon !== -1 && attrEnd - attrColon === colon - lt && buf.startsWith(buf.slice(lt + 1, colon), attrColon + 1)) {
+            const value = this.text(buf, valueStart, close);
+            childNs = refs ? unescapeXml(value) : value;
+          }
         } else if (attrColon !== -1) {
           (prefixed ??= []).push(attrName); // checked once the whole tag (and its declarations) is read
         }
@@ -755,10 +760,19 @@ export class Tokenizer {
           case 5: aLang = value; break;
           default: (rest ??= {})[attrName] = value;
         }
-      } else if (wantChildNs && known === XMLNS) {
+      } else if (wantChildNs && known === XMLNS && colon === -1) {
         const value = this.text(buf, valueStart, close);
         childNs = refs ? unescapeXml(value) : value;
       }
+    }
+    // A prefixed first child's namespace is the one its prefix stands for, as for the backend that
+    // reads it: declared on the child itself (above) or on the top-level element. Rules recognise a
+    // stanza by its child's name and namespace, so `<ps:pubsub xmlns:ps='...pubsub'>` must not look
+    // like an unknown element to them and pass their checks unseen. A prefix the stream header
+    // declares is left unresolved: the proxy's own stream to the backend declares none, so such a
+    // stanza does not get through the backend's parser.
+    if (wantChildNs && colon !== -1 && childNs === undefined) {
+      childNs = this.topAttrs[`xmlns:${this.text(buf, lt + 1, colon)}`];
     }
     if (seenCount !== 0) forgetSeen();
     const attrs = top ? attrsOf(common, aTo, aFrom, aId, aType, aXmlns, aLang, rest) : undefined;
