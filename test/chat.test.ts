@@ -239,6 +239,14 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       // and with the pubsub element under a prefix of its own (XML namespaces: the same element)
       t.equal(await rawAsk('pre1', "<ps:pubsub xmlns:ps='http://jabber.org/protocol/pubsub'><ps:items node='xep207-proxy/roster'/></ps:pubsub>"), 'forbidden', 'a prefixed request for the roster node');
       t.equal(await rawAsk('pre2', "<o:pubsub xmlns:o='http://jabber.org/protocol/pubsub#owner'><o:delete node='presence'/></o:pubsub>", 'set'), 'forbidden', 'a prefixed owner request deleting the presence node');
+      // XEP-0060 §5.3, §5.5: a node's metadata and its items' ids, asked by disco
+      const disco = (to: string | undefined, ns: 'info' | 'items', node?: string) =>
+        juliet.iqCaller
+          .request(xml('iq', { type: 'get', ...(to ? { to } : {}) }, xml('query', { xmlns: `http://jabber.org/protocol/disco#${ns}`, ...(node ? { node } : {}) })))
+          .then(() => 'result', (e: { condition?: string }) => `${e.condition}`);
+      t.equal(await disco('pubsub.montague.lit', 'items', nodeOf(ROMEO)), 'forbidden', "disco#items of a chat node: its items' ids");
+      t.equal(await disco(undefined, 'info', 'xep207-proxy/roster'), 'forbidden', "disco#info of the user's own roster node");
+      t.equal(await disco(undefined, 'info'), 'result', 'a disco#info of its own account passes through');
       const config = await juliet.iqCaller.request(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub#owner' }, xml('configure', { node: 'presence' }))));
       const access = config.getChild('pubsub')?.getChild('configure')?.getChild('x', 'jabber:x:data')?.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')?.getChildText('value');
       t.ok(access !== undefined && access !== 'open', `reading its configuration passes, and the node is there, not opened (${access})`);

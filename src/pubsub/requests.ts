@@ -2,7 +2,7 @@
 // user's bare JID for PEP (undefined = the requesting account's own PEP service).
 import type { Element } from 'ltx';
 import { xml } from '../stream/xml.js';
-import { NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
+import { NS_DISCO_ITEMS, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, submitForm, type Fields } from './forms.js';
 
 function iq(type: 'get' | 'set', service: string | undefined, child: Element): Element {
@@ -78,7 +78,7 @@ export function setAffiliations(node: string, entries: Array<[string, string]>, 
 
 /** XEP-0030 items of an entity (a PEP service lists its nodes). */
 export function discoItems(to: string): Element {
-  return xml('iq', { type: 'get', to }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' }));
+  return xml('iq', { type: 'get', to }, xml('query', { xmlns: NS_DISCO_ITEMS }));
 }
 
 /** XEP-0030 info of an entity (the server's identity tells the backend). */

@@ -20,7 +20,7 @@ import { eventOf, itemsOfResult, type PubsubEvent } from '../pubsub/events.js';
 import * as ps from '../pubsub/requests.js';
 import { xml } from '../stream/xml.js';
 import { parseJid, bareOf } from '../xmpp/jid.js';
-import { NS_DISCO_INFO, NS_MUC } from '../xmpp/ns.js';
+import { NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { accountOf, hasAccount } from './account.js';
 import { NS_ALIVE, isAlive } from './alive.js';
@@ -65,7 +65,6 @@ export const DEFAULT_SWEEP_MS = 60_000;
 /** The iq carrying a private message (XEP-0045 §7.5) from the sender's proxy to the target's. */
 export const NS_MUC_PRIVATE = 'urn:xep207-proxy:muc-private:0';
 
-const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const NS_MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
 const NS_DELAY = 'urn:xmpp:delay';

@@ -6,10 +6,11 @@
 // the roster's storage too (its subscriptions are the roster, §4): a client's owner request changing
 // it (configure, delete, purge, subscriptions, affiliations) would open the user's presence to anyone
 // or lose the roster, so an owner `set` naming it on the user's own PEP service is refused as well;
-// reading it (items, configure get) passes. Other pubsub traffic (PEP, the user's own nodes on any
-// service) passes as before.
+// reading it (items, configure get) passes. A disco#info or disco#items query naming one of the
+// proxy's nodes (XEP-0060 §5.3, §5.5: its metadata and its items' ids) is refused as well. Other
+// pubsub traffic (PEP, the user's own nodes on any service) passes as before.
 import type { Element } from 'ltx';
-import { NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
+import { NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE } from './account.js';
 import type { Rule } from './types.js';
@@ -42,7 +43,8 @@ export const ownNodesRule: Rule = {
 
   fromClient(s, ctx) {
     if (s.name !== 'iq' || (s.attrs.type !== 'get' && s.attrs.type !== 'set')) return false;
-    if (s.childName !== 'pubsub' || (s.childNs !== NS_PUBSUB && s.childNs !== NS_PUBSUB_OWNER)) return false;
+    const pubsub = s.childName === 'pubsub' && (s.childNs === NS_PUBSUB || s.childNs === NS_PUBSUB_OWNER);
+    if (!pubsub && !(s.childName === 'query' && (s.childNs === NS_DISCO_ITEMS || s.childNs === NS_DISCO_INFO))) return false;
     if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && ownService(s.attrs.to, ctx.bare)) {
       const pubsub = s.el.getChild('pubsub', NS_PUBSUB_OWNER);
       if (pubsub && namesNode(pubsub, NODE_PRESENCE)) {

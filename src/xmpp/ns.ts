@@ -13,6 +13,7 @@ export const NS_CSI = 'urn:xmpp:csi:0';
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 export const NS_PING = 'urn:xmpp:ping';
 export const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+export const NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 export const NS_ROSTER = 'jabber:iq:roster';
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_EVENT = 'http://jabber.org/protocol/pubsub#event';
