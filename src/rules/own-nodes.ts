@@ -46,8 +46,8 @@ export const ownNodesRule: Rule = {
     const pubsub = s.childName === 'pubsub' && (s.childNs === NS_PUBSUB || s.childNs === NS_PUBSUB_OWNER);
     if (!pubsub && !(s.childName === 'query' && (s.childNs === NS_DISCO_ITEMS || s.childNs === NS_DISCO_INFO))) return false;
     if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && ownService(s.attrs.to, ctx.bare)) {
-      const pubsub = s.el.getChild('pubsub', NS_PUBSUB_OWNER);
-      if (pubsub && namesNode(pubsub, NODE_PRESENCE)) {
+      const owner = s.el.getChild('pubsub', NS_PUBSUB_OWNER);
+      if (owner && namesNode(owner, NODE_PRESENCE)) {
         ctx.toClient(errorReply(s.el, new StanzaError('forbidden', 'the presence node is kept by the server'), ctx.domain));
         return true;
       }
