@@ -271,6 +271,13 @@ t.test('stream header checks', async (t) => {
   t.equal(err("<message/>"), 'invalid-namespace', 'a stanza before the header');
   t.equal(err('GET / HTTP/1.1\r\n'), 'not-well-formed', 'HTTP request');
   t.equal(err("<?xml version='1.0' encoding='ISO-8859-1'?>" + HEADER), 'unsupported-encoding');
+  // XML 1.0 §2.8: version, then encoding and standalone, in that order, nothing else
+  for (const decl of [`<?xml version="1.0" encoding="UTF-8" standalone='yes' ?>`, `<?xml\tversion = '1.1'?>`, `<?xml version='1.0' encoding='utf-8'?>`]) {
+    t.equal(err(decl + HEADER + '</stream:stream>'), 'none', `taken: ${decl}`);
+  }
+  for (const decl of [`<?xml xmlns:o='urn:x' version='1.0'?>`, `<?xml version='1.0' foo='bar'?>`, `<?xml encoding='UTF-8' version='1.0'?>`, `<?xml version='2.0'?>`, `<?xml version='1.0' standalone='maybe'?>`, `<?xml version='1.0"?>`, `<?xml version='1.0'encoding='UTF-8'?>`]) {
+    t.equal(err(decl + HEADER), 'not-well-formed', `refused: ${decl}`);
+  }
   t.equal(err(HEADER.replace('>', '/>')), 'not-well-formed', 'empty stream');
 });
 
@@ -339,8 +346,14 @@ t.test('a construct trickled in byte by byte is read once it can end, not once p
   {
     const tk = new Tokenizer({ onStreamStart: () => undefined, onElement: () => undefined, onStreamEnd: () => undefined }, { maxSize: 1 << 20, maxDepth: 16 });
     const decl = `<?xml version='1.0' ${'>'.repeat(4000)}?>`;
-    for (const ch of decl + HEADER) tk.write(ch, true);
-    t.ok(tk.scans < 40, `the XML declaration with a > in every byte: ${tk.scans} scans for ${decl.length + HEADER.length} bytes`);
+    let condition: string | undefined;
+    try {
+      for (const ch of decl + HEADER) tk.write(ch, true);
+    } catch (err) {
+      condition = (err as StreamError).condition;
+    }
+    t.equal(condition, 'not-well-formed', 'refused once it ends (a declaration has no room for them)');
+    t.ok(tk.scans < 40, `the XML declaration with a > in every byte: ${tk.scans} scans for ${decl.length} bytes`);
   }
   // ']]>' split across chunks in every way still ends the CDATA section
   for (const cut of [1, 2, 3, 4]) {

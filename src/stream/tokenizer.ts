@@ -252,6 +252,13 @@ function sameName(buf: string, from: number, to: number, name: string): boolean 
   return to - from === name.length && at(buf, from, name);
 }
 
+/**
+ * What follows `<?xml` up to `?>` (XML 1.0 §2.8 XMLDecl): version, then optionally encoding (its
+ * name captured, in either quotes) and standalone, in that order, nothing else.
+ */
+const XML_DECL =
+  /^[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"1\.[0-9]+"|'1\.[0-9]+')(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([A-Za-z][A-Za-z0-9._-]*)"|'([A-Za-z][A-Za-z0-9._-]*)'))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:"(?:yes|no)"|'(?:yes|no)'))?[ \t\r\n]*$/;
+
 function nwf(text: string): StreamError {
   return new StreamError('not-well-formed', text);
 }
@@ -607,11 +614,10 @@ export class Tokenizer {
       if (head.length === 6) this.waitFor('?>', buf, lt + 2); // known to be the declaration
       return INCOMPLETE;
     }
-    const decl = buf.slice(lt + 5, end);
-    const enc = /encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl);
-    if (enc && enc[1]!.toLowerCase() !== 'utf-8') throw new StreamError('unsupported-encoding', enc[1]);
-    const ver = /version[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl);
-    if (!ver || !/^1\.[0-9]+$/.test(ver[1]!)) throw nwf('bad XML declaration');
+    const decl = XML_DECL.exec(buf.slice(lt + 5, end));
+    if (!decl) throw nwf('bad XML declaration');
+    const enc = decl[1] ?? decl[2];
+    if (enc !== undefined && enc.toLowerCase() !== 'utf-8') throw new StreamError('unsupported-encoding', enc);
     return end + 2;
   }
 
