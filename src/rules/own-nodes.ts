@@ -13,6 +13,7 @@ import type { Element } from 'ltx';
 import { NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE } from './account.js';
+import { toOwnService } from './pep.js';
 import type { Rule } from './types.js';
 
 export const OWN_NODE_PREFIX = 'xep207-proxy/';
@@ -32,11 +33,6 @@ function namesNode(el: Element, name: string): boolean {
   return false;
 }
 
-/** Is `to` the user's own PEP service (no `to`, or the bare JID, compared without case)? */
-function ownService(to: string | undefined, bare: string): boolean {
-  return to === undefined || to === bare || to.toLowerCase() === bare.toLowerCase();
-}
-
 export const ownNodesRule: Rule = {
   name: 'own-nodes',
   sees: { client: ['iq'] },
@@ -45,7 +41,7 @@ export const ownNodesRule: Rule = {
     if (s.name !== 'iq' || (s.attrs.type !== 'get' && s.attrs.type !== 'set')) return false;
     const pubsub = s.childName === 'pubsub' && (s.childNs === NS_PUBSUB || s.childNs === NS_PUBSUB_OWNER);
     if (!pubsub && !(s.childName === 'query' && (s.childNs === NS_DISCO_ITEMS || s.childNs === NS_DISCO_INFO))) return false;
-    if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && ownService(s.attrs.to, ctx.bare)) {
+    if (s.childNs === NS_PUBSUB_OWNER && s.attrs.type === 'set' && toOwnService(ctx, s.attrs.to)) {
       const owner = s.el.getChild('pubsub', NS_PUBSUB_OWNER);
       if (owner && namesNode(owner, NODE_PRESENCE)) {
         ctx.toClient(errorReply(s.el, new StanzaError('forbidden', 'the presence node is kept by the server'), ctx.domain));

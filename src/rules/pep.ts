@@ -126,7 +126,7 @@ function eventNode(el: Element): { kind: string; node: string; jid?: string } | 
 }
 
 /** Is `to` the user's own PEP service (no `to`, or the bare JID)? */
-function toOwnService(ctx: RuleContext, to: string | undefined): boolean {
+export function toOwnService(ctx: RuleContext, to: string | undefined): boolean {
   return to === undefined || to.toLowerCase() === ctx.bare;
 }
 
