@@ -2,8 +2,10 @@
 // message per chunk in each direction, as bench (e)'s relay phase sends them, through what a bound
 // session runs (TcpFraming's checks, the tokenizer, XmlStream, both rule lanes with the default
 // rules, the batched write), minus the sockets. Wall-clock time on a VM with host steal moves by
-// more than the changes it should show; instructions much less (runs of one build agree within
-// 2-10%: what V8 optimizes, and when, varies between runs):
+// more than the changes it should show; instructions much less in the round this was written for
+// (runs of one build agreed within 2-10%), but not always: on 2026-12-03 four runs of one build gave
+// 9.9k-17.6k per crossing (what V8 optimizes, and when, varies between runs; docs/bench.md, twelfth
+// round). Compare builds with several interleaved runs of each, not one:
 //
 //   for K in 20 60; do K=$K valgrind --tool=callgrind --smc-check=all-non-file \
 //     --callgrind-out-file=/dev/null node dist/bench/relay-count.js 2>&1 | grep refs; done
