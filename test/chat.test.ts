@@ -247,6 +247,16 @@ for (const kind of ['ejabberd', 'prosody'] as const) {
       t.equal(await disco('pubsub.montague.lit', 'items', nodeOf(ROMEO)), 'forbidden', "disco#items of a chat node: its items' ids");
       t.equal(await disco(undefined, 'info', 'xep207-proxy/roster'), 'forbidden', "disco#info of the user's own roster node");
       t.equal(await disco(undefined, 'info'), 'result', 'a disco#info of its own account passes through');
+      // XEP-0060 §5.2: a listing of a service's nodes comes back without the proxy's own
+      const listed = async (to: string | undefined) => {
+        const answer = await juliet.iqCaller.request(xml('iq', { type: 'get', ...(to ? { to } : {}) }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' })));
+        return (answer.getChild('query')?.getChildren('item') ?? []).map((i: Element) => String(i.attrs.node ?? ''));
+      };
+      const pep = await listed(undefined);
+      t.ok(pep.includes('urn:xmpp:avatar:metadata'), `its own PEP nodes are listed (${pep.join(', ')})`);
+      t.notOk(pep.some((n: string) => n.startsWith('xep207-proxy/')), 'none of the proxy\'s nodes among them');
+      const service = await listed('pubsub.montague.lit');
+      t.notOk(service.some((n: string) => n.startsWith('xep207-proxy/')), `the pubsub service's listing has none of the proxy's nodes (${service.length} listed)`);
       const config = await juliet.iqCaller.request(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub#owner' }, xml('configure', { node: 'presence' }))));
       const access = config.getChild('pubsub')?.getChild('configure')?.getChild('x', 'jabber:x:data')?.getChildren('field').find((f: Element) => f.attrs.var === 'pubsub#access_model')?.getChildText('value');
       t.ok(access !== undefined && access !== 'open', `reading its configuration passes, and the node is there, not opened (${access})`);

@@ -8,7 +8,11 @@
 // or lose the roster, so an owner `set` naming it on the user's own PEP service is refused as well;
 // reading it (items, configure get) passes. A disco#info or disco#items query naming one of the
 // proxy's nodes (XEP-0060 §5.3, §5.5: its metadata and its items' ids) is refused as well. Other
-// pubsub traffic (PEP, the user's own nodes on any service) passes as before.
+// pubsub traffic (PEP, the user's own nodes on any service) passes as before. A disco#items listing
+// of a service's nodes (XEP-0060 §5.2: the user's PEP service, the pubsub service) comes back without
+// the proxy's nodes in it: a client browsing its account or the pubsub service sees the nodes a
+// server's own would have, not the mapping's storage (an RSM count in such an answer is the
+// backend's).
 import type { Element } from 'ltx';
 import { NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
@@ -21,8 +25,7 @@ export const OWN_NODE_PREFIX = 'xep207-proxy/';
 function namesOwnNode(el: Element): boolean {
   for (const c of el.children) {
     if (typeof c === 'string') continue;
-    const node = c.attrs.node;
-    if (typeof node === 'string' && node.startsWith(OWN_NODE_PREFIX)) return true;
+    if (isOwnNode(c.attrs.node)) return true;
     if (namesOwnNode(c)) return true;
   }
   return false;
@@ -35,7 +38,7 @@ function namesNode(el: Element, name: string): boolean {
 
 export const ownNodesRule: Rule = {
   name: 'own-nodes',
-  sees: { client: ['iq'] },
+  sees: { client: ['iq'], backend: ['iq'] },
 
   fromClient(s, ctx) {
     if (s.name !== 'iq' || (s.attrs.type !== 'get' && s.attrs.type !== 'set')) return false;
@@ -56,4 +59,21 @@ export const ownNodesRule: Rule = {
     ctx.toClient(errorReply(el, new StanzaError('forbidden', "the proxy's own node"), ctx.domain));
     return true;
   },
+
+  fromBackend(s, ctx) {
+    // the rules' own requests are answered before the lane (the session's tracker): what comes here
+    // is an answer to the client's own query
+    if (s.attrs.type !== 'result' || s.childName !== 'query' || s.childNs !== NS_DISCO_ITEMS) return false;
+    if (!s.raw.includes(OWN_NODE_PREFIX)) return false;
+    const el = s.el;
+    const query = el.getChild('query', NS_DISCO_ITEMS);
+    if (!query) return false;
+    query.children = query.children.filter((c) => typeof c === 'string' || c.name !== 'item' || !isOwnNode(c.attrs.node));
+    ctx.toClient(el);
+    return true;
+  },
 };
+
+function isOwnNode(node: unknown): boolean {
+  return typeof node === 'string' && node.startsWith(OWN_NODE_PREFIX);
+}
