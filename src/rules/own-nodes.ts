@@ -74,6 +74,7 @@ export const ownNodesRule: Rule = {
   },
 };
 
-function isOwnNode(node: unknown): boolean {
+/** Is `node` (an attribute's value, if any) one of the proxy's own nodes? */
+export function isOwnNode(node: unknown): boolean {
   return typeof node === 'string' && node.startsWith(OWN_NODE_PREFIX);
 }

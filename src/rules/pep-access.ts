@@ -27,7 +27,7 @@ import { bareOf } from '../xmpp/jid.js';
 import { NS_DATA, NS_PUBSUB, NS_PUBSUB_OWNER } from '../xmpp/ns.js';
 import { StanzaError, errorReply } from '../xmpp/stanza-error.js';
 import { NODE_PRESENCE, type Account } from './account.js';
-import { OWN_NODE_PREFIX } from './own-nodes.js';
+import { isOwnNode } from './own-nodes.js';
 import { retrying } from './retry.js';
 import { hasFrom } from './subscription-states.js';
 import type { RuleContext } from './types.js';
@@ -45,7 +45,7 @@ const DEFAULT_ACCESS = 'presence';
 
 /** A user's PEP node the proxy may manage: not the proxy's own nodes. */
 export function isClientNode(node: string): boolean {
-  return node !== NODE_PRESENCE && !node.startsWith(OWN_NODE_PREFIX);
+  return node !== NODE_PRESENCE && !isOwnNode(node);
 }
 
 /**
