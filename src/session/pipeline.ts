@@ -71,8 +71,12 @@ export class Lane {
   /** the verdict of the stanza in hand, while a rule is busy with it */
   private current: Promise<unknown> | undefined;
   private stopped = false;
-  /** when the stanza in hand entered the rules (performance.now() of its input chunk: inputTime) */
-  private startedAt = 0;
+  /**
+   * when the stanza in hand entered the rules (performance.now() of its input chunk: inputTime), or
+   * -1: not read yet. Read only once a rule claims the stanza or goes asynchronous with it: a stanza
+   * that passes through needs no clock (a clock read per chunk was 3-4% of the in-memory relay path).
+   */
+  private startedAt = -1;
   /** set while the session's user is traced (--trace): what the stanza in hand became */
   trace: RewriteTrace | undefined;
   private rewrite: Rewrite | undefined;
@@ -102,7 +106,7 @@ export class Lane {
   }
 
   private start(stanza: Stanza): void {
-    this.startedAt = inputTime();
+    this.startedAt = -1;
     const trace = this.trace;
     const order = this.routes.byKind[kindOf(stanza)]!;
     if (trace === undefined) return this.run(stanza, order, 0);
@@ -113,7 +117,9 @@ export class Lane {
 
   /** rule `i` claimed the stanza in hand (it was rewritten, answered or dropped by that rule) */
   private claimed(i: number): void {
-    this.tally.claim(i, performance.now() - this.startedAt);
+    // a synchronous claim: timed from its input chunk, as one that waited is
+    const t0 = this.startedAt < 0 ? inputTime() : this.startedAt;
+    this.tally.claim(i, performance.now() - t0);
     if (this.rewrite) this.endRewrite(this.tally.names[i]!);
   }
 
@@ -172,6 +178,7 @@ export class Lane {
 
   private wait(stanza: Stanza, order: readonly number[], p: number, verdict: Promise<Verdict>): void {
     const index = order[p]!;
+    if (this.startedAt < 0) this.startedAt = inputTime();
     if (!this.busy) {
       this.busy = true;
       this.host.laneBusy(this.from, true);
