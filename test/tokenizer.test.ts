@@ -373,3 +373,24 @@ t.test('a construct trickled in byte by byte is read once it can end, not once p
   t.equal(conditionOf(`<?xml version='1.0' encoding='latin1'?>` + HEADER, 1), 'unsupported-encoding', 'the XML declaration, trickled');
   t.equal(conditionOf(`<?xmlfoo?>`, 1), 'restricted-xml', 'a processing instruction, trickled');
 });
+
+t.test('end tags: the open name, whitespace, then > (read in one pass), in every chunking', async (t) => {
+  const good = `<message to='a@b'><body>x</body ><x:y xmlns:x='urn:x'/><thread>t</thread\t\r\n></message>`;
+  for (const chunk of [1, 2, 3, 7, Infinity]) {
+    const ev = tokenize(HEADER + good + '</stream:stream>', chunk);
+    t.equal(ev.elements.length, 1, `one element, chunks of ${chunk}`);
+    t.equal(ev.elements[0]!.raw, good, `its exact bytes, chunks of ${chunk}`);
+    t.ok(ev.ended, `the stream's end, chunks of ${chunk}`);
+  }
+  const bad: Array<[string, string]> = [
+    ['<message><body>x</bodyx></message>', 'a longer name'],
+    ['<message><body>x</bod></message>', 'a shorter name'],
+    ['<message><body>x</body x></message>', 'something after the whitespace'],
+    ['<message><body>x</ body></message>', 'whitespace before the name'],
+    ['<message><body>x</BODY></message>', 'another case'],
+    ['<message><body>x</message></body>', 'the wrong order'],
+  ];
+  for (const [body, what] of bad) {
+    for (const chunk of [1, Infinity]) t.equal(conditionOf(HEADER + body, chunk), 'not-well-formed', `${what}, chunks of ${chunk}`);
+  }
+});

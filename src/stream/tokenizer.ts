@@ -641,6 +641,18 @@ export class Tokenizer {
   }
 
   private endTag(buf: string, lt: number): number {
+    // the usual case in one pass: the open element's name, optional whitespace, '>' (no search for
+    // the '>' and no walk back over whitespace, then the comparison, as below)
+    if (this.depth > 0) {
+      const open = OPEN[this.depth - 1]!;
+      const len = buf.length;
+      let i = lt + 2;
+      if (i + open.length < len && at(buf, i, open)) {
+        i += open.length;
+        while (i < len && isWhitespace(buf.charCodeAt(i))) i++;
+        if (i < len && buf.charCodeAt(i) === GT) return this.closeElement(buf, i + 1);
+      }
+    }
     const gt = buf.indexOf('>', lt + 2);
     if (gt === -1) return INCOMPLETE;
     let nameEnd = gt;
@@ -656,15 +668,18 @@ export class Tokenizer {
     }
     const open = OPEN[this.depth - 1]!;
     if (!sameName(buf, lt + 2, nameEnd, open)) throw nwf(`end tag </${buf.slice(lt + 2, nameEnd)}> does not match <${open}>`);
+    return this.closeElement(buf, gt + 1);
+  }
+
+  /** The open element's end tag ends before buf[end]. */
+  private closeElement(buf: string, end: number): number {
     if (this.scopes !== undefined && this.scopes[this.scopes.length - 1]!.depth === this.depth) {
       this.scopes.pop();
       if (this.scopes.length === 0) this.scopes = undefined;
     }
     this.depth--;
-    if (this.depth === 0) {
-      this.emit(buf, gt + 1);
-    }
-    return gt + 1;
+    if (this.depth === 0) this.emit(buf, end);
+    return end;
   }
 
   private emit(buf: string, end: number): void {
