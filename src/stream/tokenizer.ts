@@ -182,7 +182,7 @@ function commonAttr(buf: string, from: number, to: number): number {
       if (c0 === 0x74) return buf.charCodeAt(from + 1) === 0x79 && buf.charCodeAt(from + 2) === 0x70 && buf.charCodeAt(from + 3) === 0x65 ? 3 : -1; // type
       return -1;
     case 5:
-      return c0 === 0x78 && isXmlns(buf, from) ? XMLNS : -1;
+      return isXmlns(buf, from) ? XMLNS : -1;
     case 8:
       return c0 === 0x78 && buf.charCodeAt(from + 1) === 0x6d && buf.charCodeAt(from + 2) === 0x6c && buf.charCodeAt(from + 3) === COLON &&
         buf.charCodeAt(from + 4) === 0x6c && buf.charCodeAt(from + 5) === 0x61 && buf.charCodeAt(from + 6) === 0x6e && buf.charCodeAt(from + 7) === 0x67
