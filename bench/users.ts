@@ -117,13 +117,21 @@ export interface UsersResult {
  * (Node's, the beam's) keep theirs. undefined where the kernel has no schedstat.
  */
 function runTimeUs(pid: number): number | undefined {
-  let ns = 0;
+  let tids: string[];
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    }
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return undefined;
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    let line: string;
+    try {
+      line = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
+    } catch {
+      continue; // the thread exited after the listing: skipped, not a reason to fall back to ticks
+    }
+    ns += Number(line.split(' ')[0]);
   }
   return Number.isFinite(ns) ? ns / 1000 : undefined;
 }
